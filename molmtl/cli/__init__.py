@@ -1,0 +1,1 @@
+"""molmtl.cli (see docs/architecture.md)."""

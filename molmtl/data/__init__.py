@@ -1,0 +1,1 @@
+"""molmtl.data (see docs/architecture.md)."""

@@ -1,0 +1,1 @@
+"""molmtl.featurizers (see docs/architecture.md)."""

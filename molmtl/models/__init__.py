@@ -1,0 +1,1 @@
+"""molmtl.models (see docs/architecture.md)."""

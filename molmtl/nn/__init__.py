@@ -1,0 +1,1 @@
+"""molmtl.nn (see docs/architecture.md)."""

@@ -1,0 +1,1 @@
+"""molmtl.predict (see docs/architecture.md)."""

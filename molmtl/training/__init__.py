@@ -1,0 +1,1 @@
+"""molmtl.training (see docs/architecture.md)."""
