@@ -1,0 +1,170 @@
+"""Saving and loading a model in a run directory, without pickling code.
+
+``model.pt`` holds only the state dict (tensors), loaded with ``torch.load(weights_only=True)``.
+Everything needed to rebuild the model is JSON in ``config.json``, next to the SHA-256 of
+``model.pt`` so a truncated or swapped weights file is caught before it is read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from molmtl._version import __version__
+from molmtl.models._model import MultiTaskModel, build_model
+
+#: version of the run-directory layout; bumped when a reader of an older layout would misread it.
+FORMAT_VERSION = 1
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.pt"
+
+
+class RunDirError(ValueError):
+    """A run directory is missing, incomplete, tampered with, or from an incompatible version."""
+
+
+def save_model(run_dir: str | os.PathLike, model: MultiTaskModel, metadata: dict[str, Any]) -> Path:
+    """Write ``model.pt`` and ``config.json`` into ``run_dir`` (created if needed).
+
+    ``config.json`` is ``metadata`` (e.g. ``featurizer``, ``targets``, ``train``) plus
+    ``format_version``, ``molmtl_version``, ``model`` (the build config with ``node_dim``,
+    ``edge_dim``, ``n_tasks``) and ``weights`` (file name and SHA-256). Both files are written
+    atomically, weights first, so a reader never sees a checksum of other weights.
+
+    Returns:
+        The path of ``config.json``.
+    """
+    if not model.config:
+        raise ValueError("save_model needs a model made by build_model (its config rebuilds it)")
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    state = {key: value.detach().cpu() for key, value in model.state_dict().items()}
+    weights_path = run_dir / WEIGHTS_FILE
+    atomic_torch_save(state, weights_path)
+    config = {
+        **metadata,
+        "format_version": FORMAT_VERSION,
+        "molmtl_version": __version__,
+        "model": model.config,
+        "weights": {"file": WEIGHTS_FILE, "sha256": sha256_of(weights_path)},
+    }
+    config_path = run_dir / CONFIG_FILE
+    atomic_write_text(config_path, json.dumps(config, indent=2, sort_keys=False) + "\n")
+    return config_path
+
+
+def load_model(
+    run_dir: str | os.PathLike, device: str | torch.device | None = None
+) -> tuple[MultiTaskModel, dict[str, Any]]:
+    """Load the model of a run directory, in eval mode, on ``device`` (default CPU).
+
+    Checks, in order: the directory and ``config.json`` exist and parse, the format version is
+    one this code reads, ``model.pt``'s SHA-256 matches the recorded one, the stored featurizer
+    spec is the one this code produces, and the weights fit the described model.
+
+    Raises:
+        RunDirError: saying which check failed and what to do.
+    """
+    run_dir = Path(run_dir)
+    config = read_config(run_dir)
+    _check_featurizer(config)
+    model_config = dict(config["model"])
+    try:
+        dims = {key: model_config.pop(key) for key in ("node_dim", "edge_dim", "n_tasks")}
+        model = build_model(model_config, **dims)
+    except (KeyError, ValueError, TypeError) as error:
+        raise RunDirError(f"{run_dir / CONFIG_FILE}: invalid 'model' section: {error}") from error
+    weights_path = run_dir / config["weights"]["file"]
+    try:
+        state = torch.load(weights_path, map_location="cpu", weights_only=True)
+    except Exception as error:  # any unpickling failure means the file is not ours
+        raise RunDirError(f"{weights_path}: not a tensor-only weights file ({error})") from error
+    try:
+        model.load_state_dict(state, strict=True)
+    except (RuntimeError, TypeError, AttributeError) as error:
+        raise RunDirError(
+            f"{weights_path}: weights do not fit the model described in {CONFIG_FILE}: {error}"
+        ) from error
+    model.eval()
+    return model.to(device or "cpu"), config
+
+
+def read_config(run_dir: Path) -> dict[str, Any]:
+    """Read and check ``config.json`` and the weights checksum of a run directory."""
+    if not run_dir.is_dir():
+        raise RunDirError(f"run directory {run_dir} does not exist (train one with `molmtl train`)")
+    config_path = run_dir / CONFIG_FILE
+    if not config_path.is_file():
+        raise RunDirError(f"{config_path} is missing: {run_dir} is not a molmtl run directory")
+    try:
+        config = json.loads(config_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise RunDirError(f"{config_path} is not valid JSON: {error}") from error
+    if not isinstance(config, dict):
+        raise RunDirError(f"{config_path} must hold a JSON object")
+    version = config.get("format_version")
+    if version != FORMAT_VERSION:
+        raise RunDirError(
+            f"{config_path}: format_version {version!r} is not supported by molmtl {__version__} "
+            f"(reads version {FORMAT_VERSION}); use the molmtl version that wrote it "
+            f"({config.get('molmtl_version', 'unknown')})"
+        )
+    for key in ("model", "weights", "featurizer", "targets"):
+        if key not in config:
+            raise RunDirError(f"{config_path} lacks the {key!r} section")
+    weights = config["weights"]
+    if not isinstance(weights, dict) or not isinstance(weights.get("file"), str):
+        raise RunDirError(f"{config_path}: 'weights' must give the weights 'file' and 'sha256'")
+    weights_path = run_dir / weights["file"]
+    if Path(weights["file"]).name != weights["file"]:
+        raise RunDirError(
+            f"{config_path}: weights file must lie in the run directory, got {weights['file']!r}"
+        )
+    if not weights_path.is_file():
+        raise RunDirError(f"{weights_path} is missing")
+    actual = sha256_of(weights_path)
+    if actual != weights.get("sha256"):
+        raise RunDirError(
+            f"{weights_path} does not match the checksum in {CONFIG_FILE} "
+            f"(expected {weights.get('sha256')}, got {actual}): the file was modified or truncated"
+        )
+    return config
+
+
+def _check_featurizer(config: dict[str, Any]) -> None:
+    from molmtl.featurizers import FeaturizerSpecError, from_spec
+
+    try:
+        from_spec(config["featurizer"])
+    except FeaturizerSpecError as error:
+        raise RunDirError(
+            f"the model was trained with a featurizer this molmtl does not reproduce: {error}"
+        ) from error
+
+
+def sha256_of(path: Path) -> str:
+    """Hex SHA-256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for chunk in iter(lambda: file.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def atomic_torch_save(obj: Any, path: Path) -> None:
+    """``torch.save`` to a temporary file then rename, so ``path`` is never half-written."""
+    temporary = path.with_name(path.name + ".tmp")
+    torch.save(obj, temporary)
+    os.replace(temporary, path)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to a temporary file then rename over ``path``."""
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(text)
+    os.replace(temporary, path)
