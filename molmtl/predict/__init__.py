@@ -1,1 +1,11 @@
-"""molmtl.predict (see docs/architecture.md)."""
+"""Predict properties for new SMILES with a trained model or an ensemble (see docs/predict.md).
+
+Public API: :class:`Predictor` (``load``, ``predict``, ``predict_file``),
+:class:`PredictionSummary`, :class:`PredictorError`.
+"""
+
+from molmtl.predict._errors import PredictorError
+from molmtl.predict._predictor import Prediction, Predictor
+from molmtl.predict._summary import PredictionSummary
+
+__all__ = ["Prediction", "PredictionSummary", "Predictor", "PredictorError"]

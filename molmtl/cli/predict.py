@@ -1,0 +1,134 @@
+"""``molmtl predict``: properties for SMILES given as arguments or in a CSV file.
+
+A thin layer over :class:`molmtl.predict.Predictor`. Exit codes: 0 when the run completed (even
+with invalid rows, which get NaN properties and their reason), 1 when it could not run (missing
+or broken model, unreadable input, bad column), 2 for bad arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+#: a handful of SMILES arguments is shown as a table with units; a CSV is for machines
+TABLE_FLOAT_FORMAT = "{:.6g}".format
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Predict properties for SMILES given as arguments (printed as a table) or in a CSV file "
+        "(every input column kept, prediction columns appended). Invalid SMILES get NaN "
+        "properties and the reason; a summary line goes to stderr."
+    )
+    parser.add_argument(
+        "smiles", nargs="*", metavar="SMILES", help="SMILES to predict (instead of --input)"
+    )
+    parser.add_argument(
+        "--model",
+        "-m",
+        action="append",
+        required=True,
+        metavar="RUN_DIR",
+        help="run directory written by `molmtl train`; repeat for an ensemble (mean and std)",
+    )
+    parser.add_argument(
+        "--input", "-i", metavar="CSV", help="CSV with a SMILES column, '-' for stdin"
+    )
+    parser.add_argument(
+        "--output",
+        "-o",
+        default="-",
+        metavar="CSV",
+        help="output CSV, '-' for stdout (default); SMILES arguments print a table to stdout",
+    )
+    parser.add_argument(
+        "--smiles-column",
+        default="smiles",
+        help="column of --input holding SMILES (default: smiles)",
+    )
+    parser.add_argument(
+        "--prefix",
+        default="pred_",
+        help="prefix of the prediction columns added to --input's columns (default: pred_)",
+    )
+    parser.add_argument(
+        "--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)"
+    )
+    parser.add_argument(
+        "--chunk-size",
+        type=_positive_int,
+        default=10_000,
+        help="rows featurized and held in memory at a time (default: 10000)",
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=_positive_int,
+        default=1_000,
+        help="molecules per forward pass (default: 1000)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    if bool(args.smiles) == (args.input is not None):
+        print(
+            "molmtl predict: error: give SMILES arguments or --input CSV (one of them)",
+            file=sys.stderr,
+        )
+        return 2
+    import pandas as pd
+
+    from molmtl.featurizers import FeaturizerSpecError
+    from molmtl.models import RunDirError
+    from molmtl.predict import PredictionSummary, Predictor, PredictorError
+
+    failures = (
+        RunDirError,
+        FeaturizerSpecError,
+        PredictorError,
+        OSError,
+        UnicodeDecodeError,
+        pd.errors.ParserError,
+        pd.errors.EmptyDataError,
+    )
+    try:
+        predictor = Predictor.load(
+            args.model, device=args.device, chunk_size=args.chunk_size, batch_size=args.batch_size
+        )
+        if args.input is not None:
+            summary = predictor.predict_file(
+                sys.stdin if args.input == "-" else args.input,
+                sys.stdout if args.output == "-" else args.output,
+                smiles_column=args.smiles_column,
+                prefix=args.prefix,
+            )
+        else:
+            frame = predictor.predict(args.smiles)
+            if args.output == "-":
+                print(_table(frame, predictor.column_units))
+            else:
+                frame.to_csv(args.output, index=False, float_format="%.9g")
+            summary = PredictionSummary.count(
+                frame["valid"].to_numpy(), frame["in_domain"].to_numpy()
+            )
+    except failures as error:
+        print(f"molmtl predict: error: {error}", file=sys.stderr)
+        return 1
+    print(f"molmtl predict: {summary}", file=sys.stderr)
+    return 0
+
+
+def _table(frame: pd.DataFrame, column_units: dict[str, str]) -> str:
+    """The predictions as an aligned text table, units in the property headers."""
+    with_units = {column: f"{column} [{unit}]" for column, unit in column_units.items()}
+    return frame.rename(columns=with_units).to_string(index=False, float_format=TABLE_FLOAT_FORMAT)
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value

@@ -1,0 +1,358 @@
+"""The :class:`Predictor`: properties for new SMILES from one trained model or an ensemble.
+
+Inference flow: SMILES → featurizer (per chunk, in bulk) → one forward per mini-batch per member
+→ float arrays → one DataFrame. Every input gives exactly one output row, in input order; a
+molecule that cannot be featurized gets ``valid=False``, its reason in ``error`` and NaN properties.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from os import PathLike
+from pathlib import Path
+from typing import IO, TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+import torch
+
+from molmtl.predict._columns import STD_SUFFIX, output_columns
+from molmtl.predict._errors import PredictorError
+
+if TYPE_CHECKING:
+    from molmtl.featurizers import Featurizer
+    from molmtl.models import MultiTaskModel
+    from molmtl.predict._summary import PredictionSummary
+
+RunDir = str | PathLike[str]
+
+#: molecules featurized together (bounds the memory of one chunk of graphs)
+DEFAULT_CHUNK_SIZE = 10_000
+#: molecules per forward pass (bounds the memory of the encoder's activations)
+DEFAULT_BATCH_SIZE = 1_000
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Row-aligned prediction arrays for ``n`` inputs and ``T`` targets.
+
+    ``mean`` holds the model's (or the ensemble's mean) prediction in physical units, ``std`` the
+    ensemble members' standard deviation (``ddof=0``), ``None`` for a single model. Rows of invalid
+    inputs are NaN.
+    """
+
+    smiles: list  # [n] the inputs, missing values as ''
+    valid: np.ndarray  # [n] bool
+    error: list[str]  # [n] '' when valid
+    in_domain: np.ndarray  # [n] bool, False for invalid rows
+    mean: np.ndarray  # [n, T] float64
+    std: np.ndarray | None  # [n, T] float64
+
+
+class Predictor:
+    """Predicts properties for SMILES with one trained model or an ensemble of them.
+
+    Build it with :meth:`load`. Ensemble members share the featurizer and the targets; their
+    predictions are averaged and their spread is reported as ``<target>_std``, the population
+    standard deviation over members (``ddof=0``, the spread of the ensemble as a mixture).
+
+    Attributes:
+        targets: property names, in output column order.
+        units: the physical unit of each property, aligned with ``targets``.
+        device: where the models run.
+    """
+
+    def __init__(
+        self,
+        models: Sequence[MultiTaskModel],
+        featurizer: Featurizer,
+        targets: Sequence[str],
+        units: Sequence[str],
+        *,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        n_jobs: int | None = None,
+    ) -> None:
+        if not models:
+            raise PredictorError("a Predictor needs at least one model")
+        if len(targets) != len(units):
+            raise PredictorError(f"got {len(targets)} targets but {len(units)} units")
+        _check_positive("chunk_size", chunk_size)
+        _check_positive("batch_size", batch_size)
+        self.models = [model.eval() for model in models]
+        self.featurizer = featurizer
+        self.targets = list(targets)
+        self.units = list(units)
+        self.chunk_size = chunk_size
+        self.batch_size = batch_size
+        self.n_jobs = n_jobs
+        self.device = next(iter(self.models[0].buffers())).device
+        # fail at construction, not at the first file: a target named like another's std column
+        output_columns(self.targets, ensemble=self.is_ensemble)
+
+    @classmethod
+    def load(
+        cls,
+        run_dirs: RunDir | Sequence[RunDir],
+        device: str | torch.device | None = None,
+        *,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        n_jobs: int | None = None,
+    ) -> Predictor:
+        """Load a trained model, or an ensemble from several run directories.
+
+        Args:
+            run_dirs: a run directory written by ``molmtl train``, or a list of them.
+            device: ``"cpu"``, ``"cuda"``, ...; ``None`` picks CUDA when available.
+            chunk_size: molecules featurized together (bounds memory).
+            batch_size: molecules per forward pass.
+            n_jobs: featurization workers, passed to ``Featurizer.featurize_many``.
+
+        Raises:
+            RunDirError: a run directory is missing, incomplete, tampered with, or written by an
+                incompatible version (the weights are read tensor-only: nothing is unpickled).
+            FeaturizerSpecError: the stored featurizer differs from this code's.
+            PredictorError: ensemble members disagree on featurizer or targets.
+        """
+        from molmtl.featurizers import from_spec
+        from molmtl.models import load_model
+
+        dirs = [run_dirs] if isinstance(run_dirs, str | PathLike) else list(run_dirs)
+        if not dirs:
+            raise PredictorError("no run directory given")
+        device = _resolve_device(device)
+        members = [(Path(run_dir), *load_model(run_dir, device=device)) for run_dir in dirs]
+        first_dir, _, first_config = members[0]
+        targets, units = _targets_and_units(first_config, first_dir)
+        for run_dir, _, config in members[1:]:
+            _check_same_member(first_dir, first_config, run_dir, config)
+        featurizer = from_spec(first_config["featurizer"])
+        return cls(
+            [model for _, model, _ in members],
+            featurizer,
+            targets,
+            units,
+            chunk_size=chunk_size,
+            batch_size=batch_size,
+            n_jobs=n_jobs,
+        )
+
+    @property
+    def is_ensemble(self) -> bool:
+        return len(self.models) > 1
+
+    @property
+    def columns(self) -> list[str]:
+        """Columns of :meth:`predict`'s DataFrame, in order."""
+        return ["smiles", *output_columns(self.targets, ensemble=self.is_ensemble)]
+
+    @property
+    def column_units(self) -> dict[str, str]:
+        """Unit of each property column of :meth:`predict` (``<target>_std`` included)."""
+        units = {}
+        for target, unit in zip(self.targets, self.units, strict=True):
+            units[target] = unit
+            if self.is_ensemble:
+                units[target + STD_SUFFIX] = unit
+        return units
+
+    def predict(self, smiles: str | Iterable[str] | pd.Series) -> pd.DataFrame:
+        """Predict properties, one row per input in input order.
+
+        Args:
+            smiles: one SMILES, a list of them, or a Series (its index is kept). Missing values
+                (None, NaN) and non-strings give invalid rows, not an exception.
+
+        Returns:
+            DataFrame with ``smiles``, ``valid``, ``error``, ``in_domain``, one float column per
+            target (physical units, NaN when invalid) and, for an ensemble, ``<target>_std``.
+        """
+        index = smiles.index if isinstance(smiles, pd.Series) else None
+        prediction = self.predict_arrays(_as_smiles_list(smiles))
+        return self.to_frame(prediction, index=index)
+
+    def predict_arrays(self, smiles: Sequence[str | None]) -> Prediction:
+        """Like :meth:`predict` but returns the raw aligned arrays (no DataFrame)."""
+        texts = _normalize(smiles)
+        n = len(texts)
+        n_tasks = len(self.targets)
+        valid = np.zeros(n, dtype=bool)
+        in_domain = np.zeros(n, dtype=bool)
+        errors: list[str] = []
+        mean = np.full((n, n_tasks), np.nan)
+        std = np.full((n, n_tasks), np.nan) if self.is_ensemble else None
+        for start in range(0, n, self.chunk_size):
+            stop = min(start + self.chunk_size, n)
+            featurized = self.featurizer.featurize_many(texts[start:stop], n_jobs=self.n_jobs)
+            valid[start:stop] = featurized.valid
+            in_domain[start:stop] = featurized.in_domain
+            errors.extend(featurized.errors)
+            if len(featurized.graphs) == 0:
+                continue
+            rows = start + np.flatnonzero(featurized.valid)
+            members = self._forward(featurized.graphs)  # [M, G, T]
+            mean[rows] = members.mean(axis=0)
+            if std is not None:
+                std[rows] = members.std(axis=0, ddof=0)
+        return Prediction(texts, valid, errors, in_domain, mean, std)
+
+    def to_frame(
+        self, prediction: Prediction, *, index: pd.Index | None = None, prefix: str = ""
+    ) -> pd.DataFrame:
+        """Assemble the output DataFrame from :class:`Prediction` arrays.
+
+        With a ``prefix`` (used by :meth:`predict_file`), the ``smiles`` column is left out and
+        every other column name gets the prefix.
+        """
+        columns: dict[str, object] = {
+            "valid": prediction.valid,
+            "error": prediction.error,
+            "in_domain": prediction.in_domain,
+        }
+        for task, target in enumerate(self.targets):
+            columns[target] = prediction.mean[:, task]
+            if prediction.std is not None:
+                columns[target + STD_SUFFIX] = prediction.std[:, task]
+        if prefix:
+            columns = {prefix + name: values for name, values in columns.items()}
+        else:
+            columns = {"smiles": prediction.smiles, **columns}
+        return pd.DataFrame(columns, index=index)
+
+    def predict_file(
+        self,
+        in_csv: str | PathLike[str] | IO[str],
+        out_csv: str | PathLike[str] | IO[str],
+        *,
+        smiles_column: str = "smiles",
+        prefix: str = "pred_",
+        chunk_size: int | None = None,
+    ) -> PredictionSummary:
+        """Stream a CSV of any length through the model with bounded memory.
+
+        Every input column is copied unchanged (read as text, so ids such as ``007`` survive);
+        prediction columns are appended as ``<prefix>valid``, ``<prefix>error``,
+        ``<prefix>in_domain``, ``<prefix><target>`` (and ``<prefix><target>_std`` for an
+        ensemble). A file path is written atomically: a failed run leaves no partial output.
+
+        Args:
+            in_csv: path or text stream of the input CSV.
+            out_csv: path or text stream of the output CSV.
+            smiles_column: the column holding SMILES.
+            prefix: prepended to every prediction column; must not create a name that an input
+                column already has.
+            chunk_size: rows per chunk (default: the predictor's ``chunk_size``).
+
+        Returns:
+            counts of rows, invalid rows and valid rows outside QM9's domain.
+
+        Raises:
+            PredictorError: the SMILES column is missing (the message lists the columns there
+                are) or a prediction column would overwrite an input column.
+        """
+        from molmtl.predict._stream import stream_csv
+
+        return stream_csv(
+            self,
+            in_csv,
+            out_csv,
+            smiles_column=smiles_column,
+            prefix=prefix,
+            chunk_size=chunk_size or self.chunk_size,
+        )
+
+    def _forward(self, graphs) -> np.ndarray:
+        """Members' predictions ``[M, G, T]`` (physical units) for the ``G`` packed graphs."""
+        graphs = graphs.to(self.device)
+        n_graphs = len(graphs)
+        outputs = []
+        with torch.inference_mode():
+            for start in range(0, n_graphs, self.batch_size):
+                index = torch.arange(
+                    start, min(start + self.batch_size, n_graphs), device=self.device
+                )
+                batch = graphs.batch(index)
+                outputs.append(torch.stack([model.predict(batch) for model in self.models]))
+            # one device-to-host copy per chunk
+            return torch.cat(outputs, dim=1).to(torch.float64).cpu().numpy()
+
+
+def _resolve_device(device: str | torch.device | None) -> torch.device:
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(device)
+    except RuntimeError as error:
+        raise PredictorError(
+            f"unknown device {str(device)!r}: expected cpu, cuda, cuda:N, ..."
+        ) from error
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise PredictorError(f"device {str(device)!r} asked for, but CUDA is not available here")
+    return device
+
+
+def _check_positive(name: str, value: int) -> None:
+    if not isinstance(value, int) or value < 1:
+        raise PredictorError(f"{name} must be a positive integer, got {value!r}")
+
+
+def _as_smiles_list(smiles: str | Iterable[str] | pd.Series) -> list:
+    if isinstance(smiles, str):
+        return [smiles]
+    if isinstance(smiles, pd.Series):
+        return smiles.tolist()
+    if isinstance(smiles, bytes | dict) or not isinstance(smiles, Iterable):
+        raise TypeError(
+            f"smiles must be a string, a list of strings or a pandas Series, got {type(smiles).__name__}"
+        )
+    return list(smiles)
+
+
+def _normalize(smiles: Sequence[object]) -> list:
+    """Missing values (None, NaN, pd.NA) become '' so they are reported as empty SMILES; other
+    non-strings go through, and the featurizer reports them as invalid rows."""
+    return ["" if _is_missing(value) else value for value in smiles]
+
+
+def _is_missing(value: object) -> bool:
+    return value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA
+
+
+def _targets_and_units(config: dict, run_dir: Path) -> tuple[list[str], list[str]]:
+    try:
+        targets = config["targets"]
+        return [t["name"] for t in targets], [t["unit"] for t in targets]
+    except (KeyError, TypeError) as error:
+        from molmtl.models import RunDirError
+
+        raise RunDirError(
+            f"{run_dir / 'config.json'}: 'targets' must be a list of {{'name', 'unit'}} entries"
+        ) from error
+
+
+def _check_same_member(first_dir: Path, first: dict, other_dir: Path, other: dict) -> None:
+    """Ensemble members must featurize alike and predict the same targets in the same units."""
+    if other["featurizer"] != first["featurizer"]:
+        raise PredictorError(
+            f"ensemble members use different featurizers: {first_dir} has "
+            f"{_describe_spec(first['featurizer'])}, {other_dir} has {_describe_spec(other['featurizer'])}"
+        )
+    first_targets = _targets_and_units(first, first_dir)
+    other_targets = _targets_and_units(other, other_dir)
+    if other_targets != first_targets:
+        raise PredictorError(
+            f"ensemble members predict different targets: {first_dir} has "
+            f"{_describe_targets(*first_targets)}, {other_dir} has {_describe_targets(*other_targets)}"
+        )
+
+
+def _describe_spec(spec: dict) -> str:
+    return f"{spec.get('name')!r} v{spec.get('version')} ({spec.get('options', {})})"
+
+
+def _describe_targets(names: list[str], units: list[str]) -> str:
+    return (
+        "[" + ", ".join(f"{name} ({unit})" for name, unit in zip(names, units, strict=True)) + "]"
+    )

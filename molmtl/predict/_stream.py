@@ -1,0 +1,94 @@
+"""Streaming a CSV through a :class:`~molmtl.predict.Predictor`, one chunk of rows at a time."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from os import PathLike
+from pathlib import Path
+from typing import IO, TYPE_CHECKING
+
+import pandas as pd
+
+from molmtl.predict._columns import output_columns
+from molmtl.predict._errors import PredictorError
+from molmtl.predict._summary import PredictionSummary
+
+if TYPE_CHECKING:
+    from molmtl.predict._predictor import Predictor
+
+#: float32 predictions round-trip exactly through 9 significant digits
+FLOAT_FORMAT = "%.9g"
+
+
+def stream_csv(
+    predictor: Predictor,
+    in_csv: str | PathLike[str] | IO[str],
+    out_csv: str | PathLike[str] | IO[str],
+    *,
+    smiles_column: str,
+    prefix: str,
+    chunk_size: int,
+) -> PredictionSummary:
+    """See :meth:`Predictor.predict_file`. Memory holds one chunk of rows at a time."""
+    source = _name(in_csv)
+    try:
+        # text cells, no NA guessing: input columns are written back exactly as read
+        reader = pd.read_csv(in_csv, chunksize=chunk_size, dtype=str, keep_default_na=False)
+    except pd.errors.EmptyDataError:
+        raise PredictorError(f"{source} is empty; expected a CSV with a header row") from None
+    summary = PredictionSummary()
+    with reader, _atomic_output(out_csv) as out:
+        for number, chunk in enumerate(reader):
+            if number == 0:
+                _check_columns(list(chunk.columns), smiles_column, prefix, predictor, source)
+            prediction = predictor.predict_arrays(chunk[smiles_column].tolist())
+            predicted = predictor.to_frame(prediction, index=chunk.index, prefix=prefix)
+            pd.concat([chunk, predicted], axis=1).to_csv(
+                out, header=number == 0, index=False, float_format=FLOAT_FORMAT
+            )
+            summary += PredictionSummary.count(prediction.valid, prediction.in_domain)
+    return summary
+
+
+def _check_columns(
+    columns: list[str], smiles_column: str, prefix: str, predictor: Predictor, source: str
+) -> None:
+    if smiles_column not in columns:
+        raise PredictorError(
+            f"{source} has no column {smiles_column!r}; its columns are {columns}. "
+            "Name the SMILES column with smiles_column= (--smiles-column)."
+        )
+    added = [
+        prefix + name for name in output_columns(predictor.targets, ensemble=predictor.is_ensemble)
+    ]
+    clashes = [name for name in added if name in columns]
+    if clashes:
+        raise PredictorError(
+            f"{source} already has column(s) {clashes}, which the predictions would overwrite; "
+            "choose another prefix= (--prefix)."
+        )
+
+
+@contextmanager
+def _atomic_output(out_csv: str | PathLike[str] | IO[str]) -> Iterator[IO[str]]:
+    """An open text stream; a path is written to a temporary sibling and renamed on success,
+    so a failed run never leaves a truncated file that looks complete."""
+    if not isinstance(out_csv, str | PathLike):
+        yield out_csv
+        return
+    path = Path(out_csv)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    try:
+        with open(partial, "w", newline="", encoding="utf-8") as out:
+            yield out
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def _name(source: str | PathLike[str] | IO[str]) -> str:
+    if isinstance(source, str | PathLike):
+        return str(source)
+    return getattr(source, "name", "the input")

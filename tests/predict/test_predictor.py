@@ -1,0 +1,152 @@
+"""Predictor.predict: one row per input in input order, agreement with a one-by-one reference."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from molmtl.predict import Predictor, PredictorError
+
+#: (input, valid, in_domain): invalid, empty, whitespace-only, non-string and out-of-domain
+#: inputs mixed between valid ones, so any dropped or shifted row changes a neighbour
+MIXED = [
+    ("CCO", True, True),
+    ("not-a-smiles", False, False),
+    ("c1ccccc1", True, True),
+    ("", False, False),
+    ("CC(=O)O", True, True),
+    ("   ", False, False),
+    ("[Na+].[Cl-]", True, False),
+    ("C1CC", False, False),
+    ("CCCCCCCCCCCC", True, False),
+    (None, False, False),
+    ("C[Si](C)(C)C", True, False),
+    ("[NH4+]", True, False),
+    ("N#CC(F)(F)F", True, True),
+    (3.5, False, False),
+    ("OC1COC1", True, True),
+]
+MIXED_SMILES = [smiles for smiles, _, _ in MIXED]
+
+
+@pytest.fixture(scope="module")
+def predictor(run_dir: Path) -> Predictor:
+    return Predictor.load(run_dir, device="cpu")
+
+
+def one_by_one(predictor: Predictor, smiles: list) -> pd.DataFrame:
+    """Slow obviously-aligned reference: every input predicted alone."""
+    return pd.concat([predictor.predict([item]) for item in smiles], ignore_index=True)
+
+
+@pytest.mark.parametrize(("chunk_size", "batch_size"), [(1, 1), (4, 2), (4, 1000), (1000, 3)])
+def test_rows_align_with_inputs(run_dir: Path, chunk_size: int, batch_size: int) -> None:
+    predictor = Predictor.load(run_dir, device="cpu", chunk_size=chunk_size, batch_size=batch_size)
+    frame = predictor.predict(MIXED_SMILES)
+    assert list(frame.columns) == ["smiles", "valid", "error", "in_domain", "mu", "gap", "cv"]
+    assert len(frame) == len(MIXED)
+    assert frame["valid"].tolist() == [valid for _, valid, _ in MIXED]
+    assert frame["in_domain"].tolist() == [in_domain for _, _, in_domain in MIXED]
+    assert (frame["error"] == "").tolist() == frame["valid"].tolist()
+    assert frame.loc[frame["valid"], predictor.targets].notna().all().all()
+    assert frame.loc[~frame["valid"], predictor.targets].isna().all().all()
+    reference = one_by_one(Predictor.load(run_dir, device="cpu"), MIXED_SMILES)
+    pd.testing.assert_frame_equal(frame, reference, rtol=1e-5)
+
+
+def test_errors_say_why(predictor: Predictor) -> None:
+    errors = dict(zip(MIXED_SMILES[:6], predictor.predict(MIXED_SMILES[:6])["error"], strict=True))
+    assert "unparseable" in errors["not-a-smiles"]
+    assert "empty" in errors[""]
+    assert "whitespace" in errors["   "]
+
+
+def test_permuting_inputs_permutes_rows(predictor: Predictor) -> None:
+    order = np.random.default_rng(0).permutation(len(MIXED_SMILES))
+    frame = predictor.predict(MIXED_SMILES)
+    permuted = predictor.predict([MIXED_SMILES[i] for i in order])
+    pd.testing.assert_frame_equal(permuted, frame.iloc[order].reset_index(drop=True), rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "spellings",
+    [
+        ("c1ccccc1", "C1=CC=CC=C1", "C1C=CC=CC=1"),
+        ("CCO", "OCC", "C(O)C"),
+        ("c1ccncc1", "C1=CC=NC=C1", "n1ccccc1"),
+        ("Cc1ccccc1O", "Oc1ccccc1C", "OC1=C(C)C=CC=C1"),
+        ("CC(=O)N", "NC(C)=O", "O=C(N)C"),
+        ("c1cc[nH]c1", "C1=CNC=C1"),
+    ],
+)
+def test_same_molecule_same_prediction(predictor: Predictor, spellings: tuple[str, ...]) -> None:
+    frame = predictor.predict(list(spellings))
+    assert frame["valid"].all()
+    values = frame[predictor.targets].to_numpy()
+    np.testing.assert_allclose(
+        values, np.broadcast_to(values[0], values.shape), rtol=1e-5, atol=1e-5
+    )
+
+
+def test_single_string_gives_one_row(predictor: Predictor) -> None:
+    frame = predictor.predict("CCO")
+    pd.testing.assert_frame_equal(frame, predictor.predict(["CCO"]))
+    assert len(frame) == 1
+
+
+def test_series_keeps_its_index(predictor: Predictor) -> None:
+    series = pd.Series(MIXED_SMILES, index=[f"mol{i}" for i in range(len(MIXED_SMILES))])
+    frame = predictor.predict(series)
+    assert frame.index.equals(series.index)
+    pd.testing.assert_frame_equal(frame.reset_index(drop=True), predictor.predict(MIXED_SMILES))
+
+
+def test_empty_input_gives_empty_frame(predictor: Predictor) -> None:
+    frame = predictor.predict([])
+    assert list(frame.columns) == predictor.columns
+    assert len(frame) == 0
+
+
+@pytest.mark.parametrize("bad", [5, b"CCO", {"smiles": "CCO"}])
+def test_non_sequence_input_is_a_type_error(predictor: Predictor, bad: object) -> None:
+    with pytest.raises(TypeError, match="list of strings or a pandas Series"):
+        predictor.predict(bad)
+
+
+def test_targets_and_units(predictor: Predictor) -> None:
+    assert predictor.targets == ["mu", "gap", "cv"]
+    assert predictor.units == ["D", "eV", "cal/(mol K)"]
+    assert predictor.column_units == {"mu": "D", "gap": "eV", "cv": "cal/(mol K)"}
+
+
+def test_predictions_are_in_physical_units(run_dir: Path, predictor: Predictor) -> None:
+    from molmtl.models import load_model
+
+    model, _ = load_model(run_dir)
+    graphs = predictor.featurizer.featurize_many(["CCO"]).graphs
+    with torch.inference_mode():
+        standardized = model(graphs.batch(torch.arange(1))).numpy()
+    expected = standardized * model.target_std.numpy() + model.target_mean.numpy()
+    np.testing.assert_allclose(
+        predictor.predict("CCO")[predictor.targets].to_numpy(), expected, rtol=1e-5
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "value"), [("chunk_size", 0), ("batch_size", -1), ("chunk_size", 2.5)]
+)
+def test_bad_settings_are_named(run_dir: Path, name: str, value: object) -> None:
+    with pytest.raises(PredictorError, match=name):
+        Predictor.load(run_dir, **{name: value})
+
+
+@pytest.mark.parametrize("device", ["gpu", "cuda:0"])
+def test_unusable_device_is_named(run_dir: Path, device: str) -> None:
+    if device.startswith("cuda") and torch.cuda.is_available():
+        pytest.skip("CUDA is available here")
+    with pytest.raises(PredictorError, match=device):
+        Predictor.load(run_dir, device=device)
