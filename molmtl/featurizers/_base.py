@@ -1,0 +1,376 @@
+"""Featurizer base class: per-molecule error reporting, domain flags, batching and packing.
+
+A concrete featurizer declares its :class:`~molmtl.featurizers.features.Feature` lists and
+turns one parsed molecule into raw integer/float rows (:meth:`Featurizer._raw_graph`); this
+class does everything else: parsing with a reason for each failure, QM9-domain flags,
+chunked (optionally parallel) featurization, and one vectorized encoding of all rows.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
+
+import numpy as np
+import torch
+from rdkit import Chem, rdBase
+from torch_geometric.data import Data
+
+from molmtl.featurizers.features import Feature, encode, total_dim
+
+if TYPE_CHECKING:
+    from molmtl.data.packed import PackedGraphs
+
+#: QM9's chemistry: molecules outside it are featurized but flagged ``in_domain=False``.
+QM9_ELEMENTS: tuple[str, ...] = ("H", "C", "N", "O", "F")
+QM9_MAX_HEAVY_ATOMS = 9
+_OUTSIDE_QM9_ELEMENTS = Chem.MolFromSmarts("[!#1;!#6;!#7;!#8;!#9]")
+
+#: below this many molecules a process pool costs more than it saves (measured, see docs/data.md)
+PARALLEL_MIN_MOLECULES = 20_000
+
+
+class InvalidMoleculeError(ValueError):
+    """A molecule that cannot be featurized; the message says why."""
+
+
+class FeaturizerSpecError(ValueError):
+    """A stored featurizer spec that this code does not reproduce."""
+
+
+class RawGraph(NamedTuple):
+    """One molecule before encoding.
+
+    Attributes:
+        node_raw: ``[n, len(node_features)]`` one raw value per node feature block.
+        edge_index: ``[2, m]`` local node indices.
+        edge_raw: ``[m, len(edge_features)]`` one raw value per edge feature block.
+        pos: ``[n, 3]`` coordinates or None.
+        note: '' or a remark kept with the molecule (e.g. "conformer generated").
+    """
+
+    node_raw: np.ndarray
+    edge_index: np.ndarray
+    edge_raw: np.ndarray
+    pos: np.ndarray | None = None
+    note: str = ""
+
+
+@dataclass
+class FeaturizedBatch:
+    """Result of :meth:`Featurizer.featurize_many`, aligned with the input list of length n.
+
+    Attributes:
+        graphs: the valid molecules only, in input order (``len == valid.sum()``).
+        valid: ``[n]`` bool.
+        errors: ``[n]`` reason each molecule failed, '' when valid.
+        in_domain: ``[n]`` bool, False outside QM9's chemistry (and for invalid molecules).
+        domain_notes: ``[n]`` why a valid molecule is outside QM9's chemistry, '' otherwise.
+        notes: ``[n]`` remarks on valid molecules (e.g. a generated conformer), '' otherwise.
+    """
+
+    graphs: PackedGraphs
+    valid: np.ndarray
+    errors: list[str]
+    in_domain: np.ndarray
+    domain_notes: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.valid)
+
+    @property
+    def graph_of(self) -> np.ndarray:
+        """``[n]`` index of each input molecule in :attr:`graphs`, -1 when invalid."""
+        return np.where(self.valid, np.cumsum(self.valid) - 1, -1)
+
+
+def parse_smiles(smiles: Any) -> Chem.Mol:
+    """RDKit molecule from a SMILES string, or :class:`InvalidMoleculeError` saying why not."""
+    if not isinstance(smiles, str):
+        raise InvalidMoleculeError(
+            f"SMILES must be a string, got {type(smiles).__name__} {smiles!r}"
+        )
+    text = smiles.strip()
+    if not text:
+        raise InvalidMoleculeError("empty SMILES" if not smiles else "SMILES is only whitespace")
+    if len(text.split(maxsplit=1)) > 1:
+        raise InvalidMoleculeError(f"SMILES {smiles!r} contains whitespace inside")
+    with rdBase.BlockLogs():
+        mol = Chem.MolFromSmiles(text)
+        if mol is None:
+            raise InvalidMoleculeError(_parse_failure(smiles, text))
+    if mol.GetNumAtoms() == 0:
+        raise InvalidMoleculeError(f"SMILES {smiles!r} has no atoms")
+    if mol.HasSubstructMatch(_DUMMY_ATOM):
+        raise InvalidMoleculeError(f"SMILES {smiles!r} has a dummy atom '*' (no element)")
+    return mol
+
+
+_DUMMY_ATOM = Chem.MolFromSmarts("[#0]")
+
+
+def _parse_failure(smiles: str, text: str) -> str:
+    """Why RDKit rejected ``text``: syntax, or the sanitization step that failed."""
+    mol = Chem.MolFromSmiles(text, sanitize=False)
+    if mol is None:
+        return f"unparseable SMILES {smiles!r}"
+    try:
+        Chem.SanitizeMol(mol)
+    except Chem.rdchem.MolSanitizeException as error:
+        return f"invalid chemistry in {smiles!r}: {error}"
+    return f"RDKit rejected SMILES {smiles!r}"
+
+
+def domain_problems(mol: Chem.Mol) -> str:
+    """Why ``mol`` is outside QM9's chemistry, '' if it is inside.
+
+    Inside means: only H, C, N, O, F; at most 9 heavy atoms; net formal charge 0. Atom-level
+    charges with zero net charge are inside: QM9 itself writes zwitterions such as
+    ``[NH3+]CC([O-])=O`` with charges.
+    """
+    problems = []
+    if mol.HasSubstructMatch(_OUTSIDE_QM9_ELEMENTS):
+        others = sorted(
+            {a.GetSymbol() for a in mol.GetAtoms() if a.GetSymbol() not in QM9_ELEMENTS}
+        )
+        problems.append(f"elements {', '.join(others)} outside QM9 ({', '.join(QM9_ELEMENTS)})")
+    heavy = mol.GetNumHeavyAtoms()
+    if heavy > QM9_MAX_HEAVY_ATOMS:
+        problems.append(f"{heavy} heavy atoms (QM9 has at most {QM9_MAX_HEAVY_ATOMS})")
+    charge = Chem.GetFormalCharge(mol)
+    if charge != 0:
+        problems.append(f"net charge {charge:+d} (QM9 molecules are neutral)")
+    return "; ".join(problems)
+
+
+@dataclass
+class _RawChunk:
+    """Raw rows of consecutive input molecules (picklable, returned by pool workers)."""
+
+    node_raw: list[np.ndarray] = field(default_factory=list)
+    edge_index: list[np.ndarray] = field(default_factory=list)
+    edge_raw: list[np.ndarray] = field(default_factory=list)
+    pos: list[np.ndarray] = field(default_factory=list)
+    valid: list[bool] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    domain_notes: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def _optional_item(values: Sequence | None, i: int) -> Any:
+    return None if values is None else values[i]
+
+
+class Featurizer(ABC):
+    """Turns molecules into graphs with documented node and edge features.
+
+    Subclasses set ``name``, ``version``, ``node_features``, ``edge_features`` and implement
+    :meth:`_raw_graph`; constructor keyword arguments are the featurizer's options and must be
+    returned by :meth:`options` (they are part of the spec).
+    """
+
+    name: ClassVar[str]
+    version: ClassVar[int]
+    node_features: ClassVar[tuple[Feature, ...]]
+    edge_features: ClassVar[tuple[Feature, ...]]
+
+    def options(self) -> dict[str, Any]:
+        """JSON-serializable constructor options (part of :attr:`spec`)."""
+        return {}
+
+    @property
+    def node_dim(self) -> int:
+        return total_dim(self.node_features)
+
+    @property
+    def edge_dim(self) -> int:
+        return total_dim(self.edge_features)
+
+    @property
+    def spec(self) -> dict[str, Any]:
+        """JSON-serializable description of the output; stored with a trained model."""
+        return {
+            "name": self.name,
+            "version": self.version,
+            "node_dim": self.node_dim,
+            "edge_dim": self.edge_dim,
+            "node_features": [f.to_dict() for f in self.node_features],
+            "edge_features": [f.to_dict() for f in self.edge_features],
+            "options": self.options(),
+        }
+
+    def __repr__(self) -> str:
+        options = ", ".join(f"{k}={v!r}" for k, v in self.options().items())
+        return f"{type(self).__name__}({options})"
+
+    @abstractmethod
+    def _raw_graph(
+        self, mol: Chem.Mol, smiles: str, coords: np.ndarray | None, elements: Sequence[str] | None
+    ) -> RawGraph:
+        """Raw rows of one sanitized molecule parsed from ``smiles``; raise
+        :class:`InvalidMoleculeError` if impossible."""
+
+    def featurize(
+        self,
+        smiles: str,
+        *,
+        coords: np.ndarray | None = None,
+        elements: Sequence[str] | None = None,
+    ) -> Data:
+        """One molecule as a PyG ``Data``: ``x [n, node_dim]``, ``edge_index [2, m]``,
+        ``edge_attr [m, edge_dim]`` (and ``pos [n, 3]`` for 3D).
+
+        Raises:
+            InvalidMoleculeError: the molecule cannot be featurized (message says why).
+        """
+        result = self.featurize_many(
+            [smiles],
+            n_jobs=1,
+            coords=None if coords is None else [coords],
+            elements=None if elements is None else [elements],
+        )
+        if not result.valid[0]:
+            raise InvalidMoleculeError(result.errors[0])
+        return result.graphs.get(0)
+
+    def featurize_many(
+        self,
+        smiles: Sequence[str],
+        *,
+        n_jobs: int | None = None,
+        coords: Sequence[np.ndarray] | None = None,
+        elements: Sequence[Sequence[str]] | None = None,
+    ) -> FeaturizedBatch:
+        """Featurize a list of molecules; invalid ones are reported, never raised.
+
+        Args:
+            smiles: n SMILES strings.
+            n_jobs: worker processes; None picks 1 below ``PARALLEL_MIN_MOLECULES`` molecules,
+                else up to the number of CPUs; -1 uses all CPUs.
+            coords: optional n arrays ``[n_atoms_i, 3]`` (3D featurizers).
+            elements: optional n lists of element symbols matching ``coords``.
+        """
+        for label, values in (("coords", coords), ("elements", elements)):
+            if values is not None and len(values) != len(smiles):
+                raise ValueError(f"{label} has {len(values)} entries for {len(smiles)} SMILES")
+        workers = self._workers(len(smiles), n_jobs)
+        if workers == 1:
+            chunks = [self._raw_chunk(smiles, coords, elements)]
+        else:
+            bounds = np.linspace(0, len(smiles), 4 * workers + 1).astype(int)
+            pieces = [
+                (
+                    smiles[a:b],
+                    None if coords is None else coords[a:b],
+                    None if elements is None else elements[a:b],
+                )
+                for a, b in itertools.pairwise(bounds)
+            ]
+            # fork keeps start-up cheap: workers only run RDKit and numpy, never torch
+            with ProcessPoolExecutor(workers, mp_context=get_context("fork")) as pool:
+                chunks = list(pool.map(self._raw_chunk_args, pieces))
+        return self._pack(chunks)
+
+    @staticmethod
+    def _workers(n: int, n_jobs: int | None) -> int:
+        cpus = os.cpu_count() or 1
+        if n_jobs is None:
+            return (
+                1
+                if n < PARALLEL_MIN_MOLECULES
+                else min(cpus, max(1, n // (PARALLEL_MIN_MOLECULES // 2)))
+            )
+        if n_jobs == -1:
+            return cpus
+        if n_jobs < 1:
+            raise ValueError(
+                f"n_jobs must be a positive integer, -1 (all CPUs) or None (auto), got {n_jobs}"
+            )
+        return n_jobs
+
+    def _raw_chunk_args(self, args: tuple) -> _RawChunk:
+        return self._raw_chunk(*args)
+
+    def _raw_chunk(
+        self,
+        smiles: Sequence[str],
+        coords: Sequence[np.ndarray] | None,
+        elements: Sequence[Sequence[str]] | None,
+    ) -> _RawChunk:
+        chunk = _RawChunk()
+        for i, text in enumerate(smiles):
+            try:
+                mol = parse_smiles(text)
+                raw = self._raw_graph(
+                    mol, text, _optional_item(coords, i), _optional_item(elements, i)
+                )
+            except InvalidMoleculeError as error:
+                chunk.valid.append(False)
+                chunk.errors.append(str(error))
+                chunk.domain_notes.append("")
+                chunk.notes.append("")
+                continue
+            chunk.valid.append(True)
+            chunk.errors.append("")
+            chunk.domain_notes.append(domain_problems(mol))
+            chunk.notes.append(raw.note)
+            chunk.node_raw.append(raw.node_raw)
+            chunk.edge_index.append(raw.edge_index)
+            chunk.edge_raw.append(raw.edge_raw)
+            if raw.pos is not None:
+                chunk.pos.append(raw.pos)
+        return chunk
+
+    def _pack(self, chunks: list[_RawChunk]) -> FeaturizedBatch:
+        # imported here: molmtl.data imports this package at module level
+        from molmtl.data.packed import PackedGraphs
+
+        def gather(name: str) -> list:
+            return [item for chunk in chunks for item in getattr(chunk, name)]
+
+        node_raw, edge_index, edge_raw, pos = (
+            gather("node_raw"),
+            gather("edge_index"),
+            gather("edge_raw"),
+            gather("pos"),
+        )
+        node_counts = np.array([len(n) for n in node_raw], dtype=np.int64)
+        edge_counts = np.array([e.shape[1] for e in edge_index], dtype=np.int64)
+        node_ptr = np.concatenate([[0], np.cumsum(node_counts)])
+        edge_ptr = np.concatenate([[0], np.cumsum(edge_counts)])
+
+        def stack(rows: list[np.ndarray], width: int) -> np.ndarray:
+            return np.concatenate(rows) if rows else np.zeros((0, width))
+
+        graphs = PackedGraphs(
+            x=torch.from_numpy(
+                encode(self.node_features, stack(node_raw, len(self.node_features)))
+            ),
+            edge_index=torch.from_numpy(
+                np.concatenate(edge_index, axis=1) if edge_index else np.zeros((2, 0))
+            ).long(),
+            edge_attr=torch.from_numpy(
+                encode(self.edge_features, stack(edge_raw, len(self.edge_features)))
+            ),
+            node_ptr=torch.from_numpy(node_ptr),
+            edge_ptr=torch.from_numpy(edge_ptr),
+            pos=torch.from_numpy(np.concatenate(pos)).float() if pos else None,
+        )
+        valid = np.array(gather("valid"), dtype=bool)
+        domain_notes = gather("domain_notes")
+        in_domain = valid & np.array([note == "" for note in domain_notes], dtype=bool)
+        return FeaturizedBatch(
+            graphs=graphs,
+            valid=valid,
+            errors=gather("errors"),
+            in_domain=in_domain,
+            domain_notes=domain_notes,
+            notes=gather("notes"),
+        )

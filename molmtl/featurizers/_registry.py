@@ -1,0 +1,77 @@
+"""Featurizer registry: names → classes, and rebuilding a featurizer from a stored spec."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from molmtl.featurizers._base import Featurizer, FeaturizerSpecError
+
+_REGISTRY: dict[str, type[Featurizer]] = {}
+
+
+def register(name: str) -> Callable[[type[Featurizer]], type[Featurizer]]:
+    """Class decorator adding a featurizer under ``name``."""
+
+    def add(cls: type[Featurizer]) -> type[Featurizer]:
+        _REGISTRY[name] = cls
+        return cls
+
+    return add
+
+
+def available() -> list[str]:
+    """Names accepted by :func:`get`."""
+    return sorted(_REGISTRY)
+
+
+def get(name: str = "2d", **options: Any) -> Featurizer:
+    """The featurizer registered as ``name``, built with ``options``."""
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown featurizer {name!r}; available: {', '.join(available())}")
+    try:
+        return _REGISTRY[name](**options)
+    except TypeError as error:
+        raise ValueError(f"bad options {options} for featurizer {name!r}: {error}") from None
+
+
+def _first_difference(stored: Any, current: Any, path: str) -> str | None:
+    if isinstance(stored, dict) and isinstance(current, dict):
+        for key in sorted(set(stored) | set(current), key=str):
+            if key not in stored or key not in current:
+                return f"{path}.{key}"
+            found = _first_difference(stored[key], current[key], f"{path}.{key}")
+            if found:
+                return found
+        return None
+    if isinstance(stored, list | tuple) and isinstance(current, list | tuple):
+        if len(stored) != len(current):
+            return f"{path} (length {len(stored)} stored vs {len(current)} now)"
+        for i, (a, b) in enumerate(zip(stored, current, strict=True)):
+            found = _first_difference(a, b, f"{path}[{i}]")
+            if found:
+                return found
+        return None
+    return None if stored == current else f"{path} (stored {stored!r}, this code {current!r})"
+
+
+def from_spec(spec: dict[str, Any]) -> Featurizer:
+    """Rebuild the featurizer that produced ``spec`` and check that this code reproduces it.
+
+    Raises:
+        FeaturizerSpecError: unknown name, bad options, or a field that differs (named in
+            the message, e.g. ``spec.node_features[2].columns``).
+    """
+    if not isinstance(spec, dict) or "name" not in spec:
+        raise FeaturizerSpecError(f"a featurizer spec is a dict with a 'name', got {spec!r:.200}")
+    try:
+        featurizer = get(spec["name"], **spec.get("options", {}))
+    except ValueError as error:
+        raise FeaturizerSpecError(str(error)) from None
+    difference = _first_difference(spec, featurizer.spec, "spec")
+    if difference:
+        raise FeaturizerSpecError(
+            f"stored featurizer spec differs from what this code produces at {difference}; "
+            "the model was trained with other features (retrain, or use the molmtl version that trained it)"
+        )
+    return featurizer

@@ -1,0 +1,106 @@
+"""Per-molecule errors, domain flags, row alignment, registry and spec checks."""
+
+import json
+
+import numpy as np
+import pytest
+
+from molmtl import featurizers
+from molmtl.featurizers import FeaturizerSpecError, InvalidMoleculeError
+from tests.featurizers.molecule_sets import DIVERSE_SMILES, INVALID_SMILES
+
+FEATURIZER = featurizers.get("2d")
+
+
+@pytest.mark.parametrize(("smiles", "reason"), INVALID_SMILES.items())
+def test_invalid_molecule_reports_reason(smiles, reason):
+    with pytest.raises(InvalidMoleculeError, match=reason):
+        FEATURIZER.featurize(smiles)
+    result = FEATURIZER.featurize_many([smiles])
+    assert not result.valid[0] and reason in result.errors[0] and len(result.graphs) == 0
+
+
+@pytest.mark.parametrize("bad", [None, float("nan"), 42])
+def test_non_string_is_reported(bad):
+    result = FEATURIZER.featurize_many(["CC", bad, "O"])
+    assert result.valid.tolist() == [True, False, True]
+    assert "must be a string" in result.errors[1]
+
+
+@pytest.mark.parametrize("position", [0, 3, 7])
+def test_rows_stay_aligned_with_invalid_molecules_in_the_middle(position):
+    smiles = list(DIVERSE_SMILES[:7])
+    smiles.insert(position, "C1CC")
+    result = FEATURIZER.featurize_many(smiles)
+    assert result.valid.sum() == 7 and result.errors[position]
+    assert result.graph_of[position] == -1
+    for i, text in enumerate(smiles):
+        if i != position:
+            expected = FEATURIZER.featurize(text)
+            got = result.graphs.get(int(result.graph_of[i]))
+            assert got.x.equal(expected.x) and got.edge_index.equal(expected.edge_index)
+
+
+@pytest.mark.parametrize(
+    ("smiles", "in_domain", "note"),
+    [
+        ("CCO", True, ""),
+        ("[NH3+]CC([O-])=O", True, ""),  # QM9 zwitterion: net charge 0
+        ("C[NH3+]", False, "net charge +1"),
+        ("CCCl", False, "elements Cl"),
+        ("CCCCCCCCCC", False, "10 heavy atoms"),
+        ("CCCCCCCCC", True, ""),
+        ("[2H]C", True, ""),
+    ],
+)
+def test_domain_flags(smiles, in_domain, note):
+    result = FEATURIZER.featurize_many([smiles])
+    assert result.valid[0] and result.in_domain[0] == in_domain
+    assert note in result.domain_notes[0]
+
+
+def test_invalid_molecules_are_out_of_domain():
+    assert not FEATURIZER.featurize_many(["C1CC"]).in_domain[0]
+
+
+def test_parallel_equals_serial():
+    smiles = DIVERSE_SMILES + list(INVALID_SMILES)
+    serial = FEATURIZER.featurize_many(smiles, n_jobs=1)
+    parallel = FEATURIZER.featurize_many(smiles, n_jobs=2)
+    assert serial.errors == parallel.errors
+    np.testing.assert_array_equal(serial.in_domain, parallel.in_domain)
+    assert serial.graphs.x.equal(parallel.graphs.x)
+    assert serial.graphs.edge_ptr.equal(parallel.graphs.edge_ptr)
+
+
+@pytest.mark.parametrize("n_jobs", [0, -2])
+def test_bad_n_jobs(n_jobs):
+    with pytest.raises(ValueError, match="n_jobs"):
+        FEATURIZER.featurize_many(["C"], n_jobs=n_jobs)
+
+
+def test_registry():
+    assert "2d" in featurizers.available()
+    with pytest.raises(ValueError, match=r"available: .*2d"):
+        featurizers.get("4d")
+
+
+def test_spec_round_trips_through_json():
+    spec = json.loads(json.dumps(FEATURIZER.spec))
+    assert featurizers.from_spec(spec).spec == FEATURIZER.spec
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        (lambda s: s.update(version=0), "spec.version"),
+        (lambda s: s["node_features"][2].update(dim=9), "spec.node_features[2].dim"),
+        (lambda s: s["edge_features"].pop(), "spec.edge_features (length"),
+        (lambda s: s.update(name="nope"), "unknown featurizer 'nope'"),
+    ],
+)
+def test_spec_mismatch_names_the_field(change, field):
+    spec = json.loads(json.dumps(FEATURIZER.spec))
+    change(spec)
+    with pytest.raises(FeaturizerSpecError, match=field.replace("[", r"\[").replace("(", r"\(")):
+        featurizers.from_spec(spec)
