@@ -1,0 +1,163 @@
+"""Predictor.predict_file: streaming a CSV, keeping every input column, never overwriting one."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from molmtl.predict import PredictionSummary, Predictor, PredictorError
+
+#: ids with leading zeros, an empty cell, a quoted comma, "NA" text: all must come back verbatim
+INPUT_CSV = """id,smiles,note
+007,CCO,"ethanol, the one in wine"
+008,not-a-smiles,NA
+009,,
+010,c1ccccc1,
+011,   ,whitespace
+012,[Na+].[Cl-],salt
+013,CCCCCCCCCCCC,too big for QM9
+014,OC1COC1,
+015,C1CC,unclosed ring
+"""
+
+
+@pytest.fixture(scope="module")
+def predictor(run_dir: Path) -> Predictor:
+    return Predictor.load(run_dir, device="cpu")
+
+
+@pytest.fixture
+def input_csv(tmp_path: Path) -> Path:
+    path = tmp_path / "molecules.csv"
+    path.write_text(INPUT_CSV)
+    return path
+
+
+def read_text_csv(path: Path | io.StringIO) -> pd.DataFrame:
+    return pd.read_csv(path, dtype=str, keep_default_na=False)
+
+
+def test_input_columns_kept_verbatim_and_predictions_appended(
+    predictor: Predictor, input_csv: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out.csv"
+    predictor.predict_file(input_csv, out)
+    original = read_text_csv(input_csv)
+    written = read_text_csv(out)
+    assert list(written.columns) == [
+        *original.columns,
+        *["pred_valid", "pred_error", "pred_in_domain", "pred_mu", "pred_gap", "pred_cv"],
+    ]
+    pd.testing.assert_frame_equal(written[original.columns], original)
+
+
+@pytest.mark.parametrize("chunk_size", [1, 4, 10_000])
+def test_predictions_match_predict(
+    predictor: Predictor, input_csv: Path, tmp_path: Path, chunk_size: int
+) -> None:
+    out = tmp_path / "out.csv"
+    summary = predictor.predict_file(input_csv, out, chunk_size=chunk_size)
+    written = pd.read_csv(out, keep_default_na=False, dtype={"id": str})
+    expected = predictor.predict(read_text_csv(input_csv)["smiles"])
+    assert written["pred_valid"].tolist() == expected["valid"].tolist()
+    assert written["pred_in_domain"].tolist() == expected["in_domain"].tolist()
+    assert written["pred_error"].tolist() == expected["error"].tolist()
+    for target in predictor.targets:
+        predicted = pd.to_numeric(written["pred_" + target]).to_numpy()
+        np.testing.assert_allclose(predicted, expected[target].to_numpy(), rtol=1e-5, atol=1e-5)
+    assert summary == PredictionSummary(n_rows=9, n_invalid=4, n_out_of_domain=2)
+
+
+def test_memory_holds_one_chunk(
+    predictor: Predictor, input_csv: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[int] = []
+    predict_arrays = predictor.predict_arrays
+
+    def recording(smiles):
+        seen.append(len(smiles))
+        return predict_arrays(smiles)
+
+    monkeypatch.setattr(predictor, "predict_arrays", recording)
+    predictor.predict_file(input_csv, io.StringIO(), chunk_size=4)
+    assert seen == [4, 4, 1]
+
+
+def test_streams_in_and_out(predictor: Predictor, input_csv: Path, tmp_path: Path) -> None:
+    out = io.StringIO()
+    predictor.predict_file(io.StringIO(INPUT_CSV), out)
+    predictor.predict_file(input_csv, tmp_path / "out.csv")
+    assert out.getvalue() == (tmp_path / "out.csv").read_text()
+
+
+def test_other_smiles_column(predictor: Predictor, tmp_path: Path) -> None:
+    source = tmp_path / "in.csv"
+    source.write_text("name,SMILES\nethanol,CCO\n")
+    out = io.StringIO()
+    predictor.predict_file(source, out, smiles_column="SMILES")
+    out.seek(0)
+    assert read_text_csv(out)["pred_valid"].tolist() == ["True"]
+
+
+def test_missing_smiles_column_names_the_columns(
+    predictor: Predictor, input_csv: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out.csv"
+    with pytest.raises(PredictorError, match=r"no column 'SMILES'.*\['id', 'smiles', 'note'\]"):
+        predictor.predict_file(input_csv, out, smiles_column="SMILES")
+    assert list(tmp_path.iterdir()) == [input_csv]
+
+
+def test_prediction_columns_never_overwrite_input_columns(
+    predictor: Predictor, tmp_path: Path
+) -> None:
+    source = tmp_path / "in.csv"
+    source.write_text("smiles,pred_mu\nCCO,1.0\n")
+    with pytest.raises(PredictorError, match=r"\['pred_mu'\].*prefix"):
+        predictor.predict_file(source, tmp_path / "out.csv")
+    out = io.StringIO()
+    predictor.predict_file(source, out, prefix="molmtl_")
+    out.seek(0)
+    written = read_text_csv(out)
+    assert written["pred_mu"].tolist() == ["1.0"]
+    assert "molmtl_mu" in written.columns
+
+
+def test_header_only_file_gives_header_only_output(predictor: Predictor, tmp_path: Path) -> None:
+    source = tmp_path / "in.csv"
+    source.write_text("id,smiles\n")
+    out = tmp_path / "out.csv"
+    summary = predictor.predict_file(source, out)
+    assert out.read_text().splitlines() == [
+        "id,smiles,pred_valid,pred_error,pred_in_domain,pred_mu,pred_gap,pred_cv"
+    ]
+    assert summary == PredictionSummary()
+
+
+def test_empty_file_is_an_error(predictor: Predictor, tmp_path: Path) -> None:
+    source = tmp_path / "in.csv"
+    source.write_text("")
+    with pytest.raises(PredictorError, match="empty"):
+        predictor.predict_file(source, tmp_path / "out.csv")
+
+
+def test_failure_midway_leaves_no_partial_output(predictor: Predictor, tmp_path: Path) -> None:
+    source = tmp_path / "in.csv"
+    source.write_text("id,smiles\n" + "".join(f"{i},CCO\n" for i in range(10)) + "10,CCO,extra\n")
+    with pytest.raises(pd.errors.ParserError):
+        predictor.predict_file(source, tmp_path / "out.csv", chunk_size=3)
+    assert list(tmp_path.iterdir()) == [source]
+
+
+def test_ensemble_appends_std_columns(ensemble_run_dirs: list[Path], input_csv: Path) -> None:
+    out = io.StringIO()
+    Predictor.load(ensemble_run_dirs, device="cpu").predict_file(input_csv, out)
+    out.seek(0)
+    assert [c for c in read_text_csv(out).columns if c.startswith("pred_")] == [
+        *["pred_valid", "pred_error", "pred_in_domain"],
+        *["pred_mu", "pred_mu_std", "pred_gap", "pred_gap_std", "pred_cv", "pred_cv_std"],
+    ]
