@@ -13,6 +13,11 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from molmtl.balancing._validation import LossMonitor, checked_mask
+
+#: what ``shared`` and ``task_specific`` accept: e.g. ``module.parameters()``.
+Parameters = Iterable[torch.nn.Parameter]
+
 
 class Aggregator(ABC):
     """The pure aggregation step of a gradient-balancing method.
@@ -24,39 +29,55 @@ class Aggregator(ABC):
     Tasks where ``mask`` is False have no labels in the batch: they must get weight 0 and must
     not influence the other tasks' weights. Stateful aggregators (e.g. GradVac's EMA of target
     similarities) keep their state as tensors and expose it through ``state_dict``.
+
+    Aggregators whose update is not ``weights @ grads`` (DB-MTL's, which weights smoothed
+    gradients) override :meth:`aggregate`, which is what balancers call.
     """
 
-    #: whether :meth:`weights` reads ``losses`` (e.g. IMTL-L, GradNorm); others ignore it.
+    #: whether :meth:`weights` reads ``losses`` (e.g. GradNorm); others ignore it.
     needs_losses: bool = False
+    #: whether the losses must be >= 0 (methods that take ratios or logarithms of them).
+    requires_nonnegative_losses: bool = False
 
     @abstractmethod
     def weights(self, grads: Tensor, losses: Tensor, mask: Tensor) -> Tensor:
         """Per-task coefficients of the update.
 
         Args:
-            grads: ``[T, P]`` per-task gradients of the shared parameters.
-            losses: ``[T]`` the task losses (as seen by the method, i.e. after any log transform).
+            grads: ``[T, P]`` per-task gradients of the shared parameters (rows of tasks with
+                ``mask`` False are zero).
+            losses: ``[T]`` the task losses of the batch, detached and before any log
+                transform (a balancer's log transform changes the gradients, not these).
             mask: ``[T]`` bool, True for tasks with labels in this batch.
 
         Returns:
             ``[T]`` coefficients, on ``grads``' device; 0 where ``mask`` is False.
         """
 
-    def __call__(self, grads: Tensor, losses: Tensor | None = None, mask: Tensor | None = None) -> Tensor:
-        """The ``[P]`` shared update ``weights(grads, losses, mask) @ grads``."""
+    def aggregate(self, grads: Tensor, losses: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+        """The ``[P]`` shared update and the ``[T]`` weights that produced it."""
+        weights = self.weights(grads, losses, mask)
+        return weights @ grads, weights
+
+    def __call__(
+        self, grads: Tensor, losses: Tensor | None = None, mask: Tensor | None = None
+    ) -> Tensor:
+        """The ``[P]`` shared update for ``grads`` ``[T, P]`` (all tasks labelled by default)."""
         n_tasks = grads.shape[0]
         if losses is None:
-            losses = grads.new_zeros(n_tasks)
+            losses = grads.new_ones(n_tasks)
         if mask is None:
             mask = torch.ones(n_tasks, dtype=torch.bool, device=grads.device)
-        return self.weights(grads, losses, mask) @ grads
+        return self.aggregate(grads, losses, mask)[0]
 
     def state_dict(self) -> dict[str, Any]:
         return {}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state:
-            raise ValueError(f"{type(self).__name__} is stateless but got state keys {sorted(state)}")
+            raise ValueError(
+                f"{type(self).__name__} is stateless but got state keys {sorted(state)}"
+            )
 
 
 class Balancer(ABC):
@@ -69,12 +90,22 @@ class Balancer(ABC):
         optimizer.zero_grad()
         diagnostics = balancer.backward(losses)   # losses: [T]
         optimizer.step()
+        ...
+        balancer.end_epoch()                      # once per epoch (DWA reads epoch losses)
+
+    Invalid losses (NaN, inf, or negative for methods that take logarithms or ratios of the
+    losses) raise :class:`InvalidLossError`: at once on the CPU; on an accelerator the bad step
+    and all later ones become no-ops and the error is raised by a later :meth:`backward`, by
+    :meth:`check`, :meth:`end_epoch` or :meth:`state_dict`, without a host sync in the step.
 
     Args:
         shared: parameters shared by all tasks (the encoder).
         task_specific: parameters that belong to one task each (the heads); may be empty.
         n_tasks: T, the number of tasks.
     """
+
+    #: whether the losses must be >= 0 (methods that take logarithms or ratios of them).
+    requires_nonnegative_losses: bool = False
 
     def __init__(
         self,
@@ -83,34 +114,79 @@ class Balancer(ABC):
         *,
         n_tasks: int,
     ) -> None:
-        if n_tasks < 1:
-            raise ValueError(f"n_tasks must be >= 1, got {n_tasks}")
+        if isinstance(n_tasks, bool) or not isinstance(n_tasks, int) or n_tasks < 1:
+            raise ValueError(f"n_tasks must be an int >= 1, got {n_tasks!r}")
         self.shared_params: list[torch.nn.Parameter] = [p for p in shared if p.requires_grad]
         self.task_params: list[torch.nn.Parameter] = [
             p for p in (task_specific or []) if p.requires_grad
         ]
         if not self.shared_params:
             raise ValueError("shared must contain at least one parameter that requires grad")
+        shared_ids = {id(p) for p in self.shared_params}
+        if any(id(p) in shared_ids for p in self.task_params):
+            raise ValueError("a parameter is in both shared and task_specific; pass each once")
+        kinds = {(p.device, p.dtype) for p in [*self.shared_params, *self.task_params]}
+        if len(kinds) > 1:
+            raise ValueError(
+                f"all parameters must share one device and dtype, got {sorted(map(str, kinds))}"
+            )
         self.n_tasks = n_tasks
+        self.device: torch.device = self.shared_params[0].device
+        self.name: str = type(self).__name__
+        self._monitor = LossMonitor(self.name)
 
-    @abstractmethod
     def backward(self, losses: Tensor, mask: Tensor | None = None) -> dict[str, Tensor]:
         """Fill ``.grad`` of the shared and task-specific parameters.
+
+        Gradients are added to ``.grad`` like ``loss.backward()`` does (call
+        ``optimizer.zero_grad()`` first). The graph of ``losses`` is freed afterwards.
 
         Args:
             losses: ``[T]`` per-task losses of the current batch (each a scalar that requires grad).
             mask: ``[T]`` bool, True where the task has labels in this batch (default: all True).
+                A masked-out task contributes nothing and leaves the method's state for that
+                task untouched; its loss must still be finite (its value is ignored).
 
         Returns:
             Diagnostics as device tensors (no host sync): ``"weights"`` ``[T]`` the per-task
             weights applied, ``"grad_norms"`` ``[T]`` the norms of the per-task shared gradients
             (NaN for methods that never form them).
         """
+        self._monitor.method = self.name
+        mask = checked_mask(losses, mask, self.n_tasks, self.name)
+        bad = self._monitor.bad_flag(losses, mask, self.requires_nonnegative_losses)
+        if bad is not None:
+            mask = mask & ~bad
+        return self._backward(losses, mask, bad)
+
+    @abstractmethod
+    def _backward(self, losses: Tensor, mask: Tensor, bad: Tensor | None) -> dict[str, Tensor]:
+        """:meth:`backward` after validation.
+
+        ``mask`` is already False everywhere on a bad step; ``bad`` is the 0-d device flag of
+        a bad step (``None`` when the losses were checked on the host), and gradients written
+        must be zeroed where it is True.
+        """
+
+    def end_epoch(self) -> None:
+        """Hook called by the training loop at the end of every epoch.
+
+        A no-op for most methods; DWA turns the epoch's mean losses into next epoch's weights.
+        Also raises any :class:`InvalidLossError` still pending on an accelerator.
+        """
+        self.check()
+
+    def check(self) -> None:
+        """Raise :class:`InvalidLossError` if any step so far had invalid losses (syncs)."""
+        self._monitor.check()
 
     def state_dict(self) -> dict[str, Any]:
         """Training state (buffers, step counters, learnable weights) as tensors."""
+        self.check()
         return {}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state:
-            raise ValueError(f"{type(self).__name__} is stateless but got state keys {sorted(state)}")
+            raise ValueError(
+                f"{type(self).__name__} is stateless but got state keys {sorted(state)}"
+            )

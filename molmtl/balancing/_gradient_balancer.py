@@ -1,0 +1,84 @@
+"""The balancer behind every gradient method: per-task gradients in, one shared update out."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from molmtl.balancing._base import Aggregator, Balancer
+from molmtl.balancing._gradients import PerTaskGradients, accumulate_grads, unflatten
+
+
+class GradientBalancer(Balancer):
+    """Balances the per-task gradients of the shared parameters with an :class:`Aggregator`.
+
+    One step:
+
+    1. optionally the log transform ``ℓ_t = log(L_t + eps)`` (DB-MTL's loss-scale balancing,
+       usable with any aggregator as in the DB-MTL paper's ablations: ``"pcgrad+log"``);
+    2. the ``[T, P]`` per-task gradients ``g_t = ∇_θ ℓ_t`` of the shared parameters θ (rows
+       of unlabelled tasks zeroed);
+    3. the shared update ``aggregator.aggregate(g, L, mask)`` is added to θ's ``.grad``;
+    4. each task-specific parameter gets the plain gradient of ``Σ_t mask_t ℓ_t``, as in
+       LibMTL (Lin & Zhang, 2023), where gradient methods reweight only the shared gradients.
+
+    Args:
+        shared, task_specific, n_tasks: see :class:`Balancer`.
+        aggregator: the aggregation step.
+        log_transform: apply the log transform first.
+        eps: the ε of the log transform (only with ``log_transform``).
+        backend: how per-task gradients are computed: ``"auto"`` (default; the faster one for
+            the device), ``"sequential"`` or ``"batched"``; see :mod:`molmtl.balancing._gradients`.
+    """
+
+    def __init__(
+        self,
+        shared: Iterable[torch.nn.Parameter],
+        task_specific: Iterable[torch.nn.Parameter] | None = None,
+        *,
+        n_tasks: int,
+        aggregator: Aggregator,
+        log_transform: bool = False,
+        eps: float = 1e-8,
+        backend: str = "auto",
+    ) -> None:
+        super().__init__(shared, task_specific, n_tasks=n_tasks)
+        if not isinstance(aggregator, Aggregator):
+            raise TypeError(f"aggregator must be an Aggregator, got {type(aggregator).__name__}")
+        if eps < 0:
+            raise ValueError(f"eps must be >= 0, got {eps}")
+        self.aggregator = aggregator
+        self.log_transform = log_transform
+        self.eps = eps
+        self.gradients = PerTaskGradients(backend)
+
+    @property
+    def requires_nonnegative_losses(self) -> bool:
+        return self.log_transform or self.aggregator.requires_nonnegative_losses
+
+    def _backward(self, losses: Tensor, mask: Tensor, bad: Tensor | None) -> dict[str, Tensor]:
+        task_losses = torch.log(losses + self.eps) if self.log_transform else losses
+        shared_grads, task_grads = self.gradients(
+            task_losses, self.shared_params, self.task_params, mask.to(losses.dtype)
+        )
+        # Rows of unlabelled tasks (and NaN rows of a bad step) must not reach the aggregator.
+        shared_grads = torch.where(mask[:, None], shared_grads, 0.0)
+        observed_losses = torch.where(mask, losses.detach(), 1.0)
+        update, weights = self.aggregator.aggregate(shared_grads, observed_losses, mask)
+        accumulate_grads(self.shared_params, unflatten(update, self.shared_params), bad)
+        accumulate_grads(self.task_params, task_grads, bad)
+        return {"weights": weights.detach(), "grad_norms": shared_grads.norm(dim=1)}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "aggregator": self.aggregator.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        unknown = set(state) - {"aggregator"}
+        if unknown:
+            raise ValueError(
+                f"{self.name}: unknown state keys {sorted(unknown)}; expected ['aggregator']"
+            )
+        self.aggregator.load_state_dict(state.get("aggregator", {}))

@@ -1,0 +1,166 @@
+"""Per-task gradients of the shared parameters as one ``[T, P]`` matrix, and writing ``.grad``.
+
+Two backends compute the same numbers:
+
+- ``"sequential"``: T ``torch.autograd.grad`` calls on the retained graph, one per task.
+- ``"batched"``: one ``torch.autograd.grad(..., is_grads_batched=True)`` call that vmaps the
+  backward pass over the T one-hot output gradients (fewer, larger kernels; T times the
+  activation-gradient memory).
+
+``"auto"`` picks the one measured faster on the parameters' device (``DEFAULT_BACKEND``, see
+docs/balancing.md and ``scripts/bench_balancers.py``). Nothing here reads a tensor on the host.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import Tensor
+
+Gradients = tuple[Tensor, list[Tensor]]
+
+
+def _flatten(grads: Sequence[Tensor], out: Tensor | None = None) -> Tensor:
+    return torch.cat([g.reshape(-1) for g in grads], out=out)
+
+
+def sequential_gradients(
+    losses: Tensor, shared: list[Tensor], task_specific: list[Tensor], task_weights: Tensor
+) -> Gradients:
+    """One backward pass per task.
+
+    Args:
+        losses: ``[T]`` losses, each differentiable w.r.t. ``shared``.
+        shared: the P shared parameters (in total) whose per-task gradients are wanted.
+        task_specific: parameters whose gradient is ``sum_t task_weights[t] * d losses[t]``.
+        task_weights: ``[T]`` coefficients of the task-specific gradients.
+
+    Returns:
+        ``[T, P]`` per-task shared gradients and the task-specific gradients (one per tensor).
+    """
+    n_tasks = losses.shape[0]
+    n_shared = len(shared)
+    shared_grads = losses.new_empty(n_tasks, sum(p.numel() for p in shared))
+    task_grads = [torch.zeros_like(p) for p in task_specific]
+    for task in range(n_tasks):
+        # Task-specific parameters ride along: their gradients cost nothing extra here.
+        grads = torch.autograd.grad(
+            losses[task],
+            [*shared, *task_specific],
+            retain_graph=task < n_tasks - 1,
+            allow_unused=True,
+        )
+        _flatten(
+            [
+                torch.zeros_like(p) if g is None else g
+                for p, g in zip(shared, grads[:n_shared], strict=True)
+            ],
+            out=shared_grads[task],
+        )
+        for accumulated, grad in zip(task_grads, grads[n_shared:], strict=True):
+            if grad is not None:
+                accumulated.add_(grad * task_weights[task])
+    return shared_grads, task_grads
+
+
+def batched_gradients(
+    losses: Tensor,
+    shared: list[Tensor],
+    task_specific: list[Tensor],
+    task_weights: Tensor,
+    retain_graph: bool = False,
+) -> Gradients:
+    """One vmapped backward pass over all tasks; same arguments and results as :func:`sequential_gradients`."""
+    n_tasks = losses.shape[0]
+    one_hot = torch.eye(n_tasks, dtype=losses.dtype, device=losses.device)
+    grads = torch.autograd.grad(
+        losses,
+        [*shared, *task_specific],
+        grad_outputs=one_hot,
+        retain_graph=retain_graph,
+        is_grads_batched=True,
+        allow_unused=True,
+    )
+    # (materialize_grads would give unused parameters unbatched zeros.)
+    grads = [
+        losses.new_zeros(n_tasks, *p.shape) if g is None else g
+        for p, g in zip([*shared, *task_specific], grads, strict=True)
+    ]
+    shared_grads = torch.cat([g.reshape(n_tasks, -1) for g in grads[: len(shared)]], dim=1)
+    task_grads = [torch.tensordot(task_weights, g, dims=1) for g in grads[len(shared) :]]
+    return shared_grads, task_grads
+
+
+BACKENDS: dict[str, Callable[[Tensor, list[Tensor], list[Tensor], Tensor], Gradients]] = {
+    "sequential": sequential_gradients,
+    "batched": batched_gradients,
+}
+
+#: backend used by ``"auto"`` per device type (measured with scripts/bench_balancers.py).
+DEFAULT_BACKEND: dict[str, str] = {"cpu": "sequential", "cuda": "batched"}
+
+
+class PerTaskGradients:
+    """Computes per-task gradients with a named backend.
+
+    Args:
+        backend: ``"auto"``, ``"sequential"`` or ``"batched"``. ``"auto"`` uses
+            ``DEFAULT_BACKEND`` for the device and, if the batched backward fails on the model
+            (an operation vmap cannot batch), warns once and uses ``"sequential"`` from then on.
+    """
+
+    def __init__(self, backend: str = "auto") -> None:
+        if backend != "auto" and backend not in BACKENDS:
+            raise ValueError(f"unknown backend {backend!r}; valid: {['auto', *BACKENDS]}")
+        self.backend = backend
+        self._batched_works = False
+
+    def resolve(self, device: torch.device) -> str:
+        if self.backend == "auto":
+            return DEFAULT_BACKEND.get(device.type, "sequential")
+        return self.backend
+
+    def __call__(
+        self,
+        losses: Tensor,
+        shared: list[Tensor],
+        task_specific: list[Tensor],
+        task_weights: Tensor,
+    ) -> Gradients:
+        backend = self.resolve(losses.device)
+        if backend == "batched" and self.backend == "auto" and not self._batched_works:
+            try:
+                # Keep the graph on this first try so that the fallback can still use it.
+                gradients = batched_gradients(losses, shared, task_specific, task_weights, True)
+                self._batched_works = True
+                return gradients
+            except RuntimeError as error:
+                warnings.warn(
+                    f"batched per-task gradients failed on this model ({error}); "
+                    "using backend='sequential' from now on",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
+                self.backend = "sequential"
+        return BACKENDS[self.resolve(losses.device)](losses, shared, task_specific, task_weights)
+
+
+def accumulate_grads(params: Sequence[Tensor], grads: Sequence[Tensor], bad: Tensor | None) -> None:
+    """Add ``grads`` to ``params``' ``.grad`` like ``loss.backward()`` would; zeros if ``bad``."""
+    for param, grad in zip(params, grads, strict=True):
+        if bad is not None:
+            grad = torch.where(bad, 0.0, grad)
+        if param.grad is None:
+            param.grad = grad.detach()
+        else:
+            param.grad.add_(grad)
+
+
+def unflatten(vector: Tensor, like: Sequence[Tensor]) -> list[Tensor]:
+    """Views of the ``[P]`` ``vector`` shaped like each tensor of ``like`` (no copy)."""
+    return [
+        chunk.view_as(p)
+        for chunk, p in zip(vector.split([p.numel() for p in like]), like, strict=True)
+    ]

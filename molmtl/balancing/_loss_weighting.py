@@ -1,0 +1,47 @@
+"""The balancer behind every loss-weighting method: one backward pass of a weighted sum."""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+
+import torch
+from torch import Tensor
+
+from molmtl.balancing._base import Balancer
+from molmtl.balancing._gradients import accumulate_grads
+
+
+def masked_softmax(logits: Tensor, mask: Tensor) -> Tensor:
+    """``[T]`` softmax over the tasks where ``mask`` is True, 0 elsewhere (all 0 if none)."""
+    shifted = torch.where(mask, logits, float("-inf"))
+    exp = torch.where(mask, torch.exp(shifted - shifted.max().clamp(min=-1e30)), 0.0)
+    return exp / exp.sum().clamp(min=torch.finfo(exp.dtype).tiny)
+
+
+class LossWeighting(Balancer):
+    """Base of the methods that reweight the losses: the update is ``∇ Σ_t w_t L_t``.
+
+    Subclasses implement :meth:`loss_weights`; the weights are treated as constants (methods
+    with learnable weights learn them inside :meth:`loss_weights` with their own optimizer,
+    so the user's optimizer needs nothing special). Shared and task-specific parameters get the
+    gradient of the same weighted sum. ``"grad_norms"`` is NaN: no per-task gradient is formed.
+    """
+
+    @abstractmethod
+    def loss_weights(self, losses: Tensor, mask: Tensor) -> Tensor:
+        """``[T]`` weights of this step.
+
+        Args:
+            losses: ``[T]`` detached losses (1.0 where ``mask`` is False).
+            mask: ``[T]`` bool, True for tasks labelled in this batch (all False on a bad step).
+        """
+
+    def _backward(self, losses: Tensor, mask: Tensor, bad: Tensor | None) -> dict[str, Tensor]:
+        observed = torch.where(mask, losses.detach(), 1.0)
+        weights = torch.where(mask, self.loss_weights(observed, mask), 0.0)
+        params = [*self.shared_params, *self.task_params]
+        grads = torch.autograd.grad(
+            (weights * losses).sum(), params, allow_unused=True, materialize_grads=True
+        )
+        accumulate_grads(params, grads, bad)
+        return {"weights": weights, "grad_norms": torch.full_like(weights, float("nan"))}

@@ -1,0 +1,92 @@
+"""FAMO (``famo``): fast adaptive multitask optimization with learnable loss logits."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from molmtl.balancing._base import Parameters
+from molmtl.balancing._loss_weighting import LossWeighting, masked_softmax
+
+
+class FAMO(LossWeighting):
+    """Liu et al., "FAMO: Fast Adaptive Multitask Optimization", NeurIPS 2023.
+
+    The model minimizes ``Σ_t z_t log(L_t + 1e-8) / c`` with ``z = softmax(w)`` and
+    ``c = Σ_t z_t / (L_t + 1e-8)`` (a constant), i.e. weights ``z_t / (c (L_t + 1e-8))``;
+    the minimum losses of the paper are 0, as in the authors' code. The logits ``w`` are
+    learned by their own Adam optimizer (``lr``, weight decay ``gamma``) from the decrease of
+    the log losses between consecutive steps.
+
+    Post-step losses: FAMO's update needs the losses after the optimizer step. Rather than a
+    second forward pass, this implementation uses the next batch's losses, passed to the
+    next :meth:`backward` (the one-step-delayed approximation LibMTL also uses), so the
+    training loop needs nothing special. Only tasks labelled in both batches contribute.
+
+    Args:
+        gamma: weight decay of the logits (0.01, the authors' code default).
+        lr: learning rate of the logits' Adam optimizer (0.025, the authors' code default).
+    """
+
+    requires_nonnegative_losses = True
+
+    def __init__(
+        self,
+        shared: Parameters,
+        task_specific: Parameters | None = None,
+        *,
+        n_tasks: int,
+        gamma: float = 0.01,
+        lr: float = 0.025,
+    ) -> None:
+        super().__init__(shared, task_specific, n_tasks=n_tasks)
+        if lr <= 0 or gamma < 0:
+            raise ValueError(f"need lr > 0 and gamma >= 0, got lr={lr}, gamma={gamma}")
+        dtype = self.shared_params[0].dtype
+        self.logits_ = torch.zeros(n_tasks, device=self.device, dtype=dtype, requires_grad=True)
+        self.optimizer_ = torch.optim.Adam([self.logits_], lr=lr, weight_decay=gamma)
+        self.previous_log_losses_: Tensor | None = None
+        self.previous_mask_: Tensor | None = None
+
+    def loss_weights(self, losses: Tensor, mask: Tensor) -> Tensor:
+        log_losses = torch.log(losses + 1e-8)
+        if self.previous_log_losses_ is not None:
+            both = mask & self.previous_mask_
+            decrease = torch.where(both, self.previous_log_losses_ - log_losses, 0.0)
+            with torch.no_grad():
+                probabilities = torch.softmax(self.logits_, dim=0)
+                # Vector-Jacobian product of the softmax with the decrease (FAMO's update).
+                self.logits_.grad = probabilities * (decrease - probabilities @ decrease)
+            self.optimizer_.step()
+        self.previous_log_losses_ = log_losses
+        self.previous_mask_ = mask
+        with torch.no_grad():
+            probabilities = masked_softmax(self.logits_, mask)
+        inverse_losses = 1.0 / (losses + 1e-8)
+        return probabilities * inverse_losses / (probabilities @ inverse_losses).clamp(min=1e-30)
+
+    def state_dict(self) -> dict[str, Any]:
+        state = {
+            **super().state_dict(),
+            "logits_": self.logits_.detach().clone(),
+            "optimizer_": self.optimizer_.state_dict(),
+        }
+        if self.previous_log_losses_ is not None:
+            state["previous_log_losses_"] = self.previous_log_losses_.clone()
+            state["previous_mask_"] = self.previous_mask_.clone()
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        required = {"logits_", "optimizer_"}
+        allowed = required | {"previous_log_losses_", "previous_mask_"}
+        if not required <= set(state) <= allowed:
+            raise ValueError(
+                f"{self.name} state must have keys {sorted(allowed)}, got {sorted(state)}"
+            )
+        with torch.no_grad():
+            self.logits_.copy_(state["logits_"])
+        self.optimizer_.load_state_dict(state["optimizer_"])
+        self.previous_log_losses_ = state.get("previous_log_losses_")
+        self.previous_mask_ = state.get("previous_mask_")

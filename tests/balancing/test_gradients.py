@@ -1,0 +1,111 @@
+import pytest
+import torch
+from tinymtl import TinyMTL, make_batch
+
+from molmtl.balancing import _gradients
+from molmtl.balancing._gradients import (
+    BACKENDS,
+    PerTaskGradients,
+    accumulate_grads,
+    unflatten,
+)
+
+
+def reference_gradients(model, losses, task_weights):
+    """One autograd call per (task, parameter): slow and obviously right."""
+    shared = list(model.trunk.parameters())
+    rows = []
+    for loss in losses:
+        row = []
+        for param in shared:
+            (grad,) = torch.autograd.grad(loss, param, retain_graph=True, allow_unused=True)
+            row.append(torch.zeros_like(param) if grad is None else grad)
+        rows.append(torch.cat([g.reshape(-1) for g in row]))
+    task_grads = []
+    for param in model.heads.parameters():
+        total = torch.zeros_like(param)
+        for weight, loss in zip(task_weights, losses, strict=True):
+            (grad,) = torch.autograd.grad(loss, param, retain_graph=True, allow_unused=True)
+            if grad is not None:
+                total += weight * grad
+        task_grads.append(total)
+    return torch.stack(rows), task_grads
+
+
+@pytest.mark.parametrize("backend", [*BACKENDS, "auto"])
+@pytest.mark.parametrize(("n_tasks", "seed"), [(1, 0), (2, 1), (4, 2)])
+def test_backends_match_reference(backend, n_tasks, seed):
+    model = TinyMTL(n_tasks=n_tasks, seed=seed)
+    x, y = make_batch(n_tasks, seed=seed)
+    task_weights = torch.rand(n_tasks, generator=torch.Generator().manual_seed(seed))
+    expected_shared, expected_task = reference_gradients(model, model.losses(x, y), task_weights)
+    shared, task = PerTaskGradients(backend)(
+        model.losses(x, y),
+        list(model.trunk.parameters()),
+        list(model.heads.parameters()),
+        task_weights,
+    )
+    assert shared.shape == (n_tasks, sum(p.numel() for p in model.trunk.parameters()))
+    torch.testing.assert_close(shared, expected_shared)
+    for got, expected in zip(task, expected_task, strict=True):
+        torch.testing.assert_close(got, expected)
+
+
+@pytest.mark.parametrize("backend", list(BACKENDS))
+def test_unused_shared_parameter_gets_zero_rows(backend):
+    model = TinyMTL(n_tasks=2)
+    unused = torch.nn.Parameter(torch.ones(3))
+    x, y = make_batch(2)
+    shared, _ = BACKENDS[backend](
+        model.losses(x, y), [*model.trunk.parameters(), unused], [], torch.ones(2)
+    )
+    assert (shared[:, -3:] == 0).all()
+
+
+def test_auto_falls_back_to_sequential_with_a_warning(monkeypatch):
+    def failing(*args, **kwargs):
+        raise RuntimeError("vmap: no batching rule")
+
+    monkeypatch.setitem(_gradients.DEFAULT_BACKEND, "cpu", "batched")
+    monkeypatch.setattr(_gradients, "batched_gradients", failing)
+    model = TinyMTL()
+    x, y = make_batch()
+    gradients = PerTaskGradients("auto")
+    args = (list(model.trunk.parameters()), list(model.heads.parameters()), torch.ones(3))
+    with pytest.warns(RuntimeWarning, match="sequential"):
+        shared, _ = gradients(model.losses(x, y), *args)
+    expected, _ = reference_gradients(model, model.losses(x, y), torch.ones(3))
+    torch.testing.assert_close(shared, expected)
+    assert gradients.backend == "sequential"
+
+
+def test_explicit_batched_backend_does_not_fall_back(monkeypatch):
+    def failing(*args, **kwargs):
+        raise RuntimeError("vmap: no batching rule")
+
+    monkeypatch.setitem(_gradients.BACKENDS, "batched", failing)
+    model = TinyMTL()
+    x, y = make_batch()
+    with pytest.raises(RuntimeError, match="batching rule"):
+        PerTaskGradients("batched")(
+            model.losses(x, y), list(model.trunk.parameters()), [], torch.ones(3)
+        )
+
+
+def test_accumulate_adds_like_backward_and_zeroes_bad_steps():
+    params = [torch.nn.Parameter(torch.zeros(2)), torch.nn.Parameter(torch.zeros(2))]
+    params[1].grad = torch.ones(2)
+    accumulate_grads(params, [torch.full((2,), 2.0), torch.full((2,), 3.0)], bad=None)
+    assert params[0].grad.tolist() == [2.0, 2.0] and params[1].grad.tolist() == [4.0, 4.0]
+    nan = torch.full((2,), float("nan"))
+    accumulate_grads(params, [nan, nan], bad=torch.tensor(True))
+    assert params[0].grad.tolist() == [2.0, 2.0] and params[1].grad.tolist() == [4.0, 4.0]
+
+
+def test_unflatten_gives_views_shaped_like_parameters():
+    like = [torch.zeros(2, 3), torch.zeros(4)]
+    vector = torch.arange(10.0)
+    parts = unflatten(vector, like)
+    assert [p.shape for p in parts] == [(2, 3), (4,)]
+    assert parts[1].tolist() == [6.0, 7.0, 8.0, 9.0]
+    assert parts[0].data_ptr() == vector.data_ptr()
