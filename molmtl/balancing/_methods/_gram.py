@@ -1,0 +1,152 @@
+"""Helpers shared by the gradient aggregators: the masked Gram matrix, host-side solves on it,
+and seeded random task orders.
+
+Every aggregator here reduces the ``[T, P]`` gradient matrix to its ``[T, T]`` Gram matrix once
+(``O(T^2 P)``, one matmul) and then works on that small matrix alone, tracking the update as a
+linear combination of the task gradients.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+
+def masked_gram(grads: Tensor, mask: Tensor) -> Tensor:
+    """Gram matrix of the task gradients, with absent tasks removed.
+
+    Args:
+        grads: ``[T, P]`` per-task gradients.
+        mask: ``[T]`` bool, True for tasks present in the batch.
+
+    Returns:
+        ``[T, T]`` float64 ``grads @ grads.T`` (computed in ``grads``' dtype), with the rows and
+        columns of tasks where ``mask`` is False set to 0 (even if their gradients hold NaN).
+    """
+    if grads.ndim != 2:
+        raise ValueError(f"grads must be a [T, P] matrix, got shape {list(grads.shape)}")
+    if mask.shape != grads.shape[:1] or mask.dtype != torch.bool:
+        raise ValueError(
+            f"mask must be a bool tensor of shape [{grads.shape[0]}], "
+            f"got {mask.dtype} of shape {list(mask.shape)}"
+        )
+    gram = (grads @ grads.T).to(torch.float64)
+    pair_present = mask[:, None] & mask[None, :]
+    return torch.where(pair_present, gram, 0.0)
+
+
+def solve_on_host(
+    gram: Tensor, mask: Tensor, solver: Callable[[np.ndarray], np.ndarray], like: Tensor
+) -> Tensor:
+    """Run a numpy/scipy ``solver`` on the Gram matrix of the present tasks, on the CPU.
+
+    Copying the ``[T, T]`` matrix to the host is the one (small) sync that methods needing an
+    iterative solver cannot avoid.
+
+    Args:
+        gram: ``[T, T]`` float64 Gram matrix (see :func:`masked_gram`).
+        mask: ``[T]`` bool, True for present tasks.
+        solver: maps the ``[n, n]`` Gram matrix of the ``n >= 1`` present tasks to their ``[n]``
+            weights.
+        like: tensor whose dtype and device the result takes.
+
+    Returns:
+        ``[T]`` weights, 0 for absent tasks.
+    """
+    present = mask.cpu().numpy()
+    weights = np.zeros(present.shape[0])
+    if present.any():
+        weights[present] = solver(gram.cpu().numpy()[np.ix_(present, present)])
+    return torch.as_tensor(weights, device=like.device).to(like.dtype)
+
+
+def min_norm_simplex_weights(gram: np.ndarray) -> np.ndarray:
+    """Exact min-norm point of the convex hull of vectors given by their Gram matrix.
+
+    Solves ``min_w w^T G w`` over the probability simplex as one non-negative least-squares
+    problem (Lawson-Hanson active set, finite and exact up to rounding): with ``R^T R = G``,
+    ``min_{u >= 0} |R u|^2 + (1^T u - 1)^2`` is solved by ``u = w* / (1 + w*^T G w*)``, so the
+    simplex solution is ``u / sum(u)``; this holds for singular ``G`` too.
+
+    Args:
+        gram: ``[n, n]`` positive semi-definite Gram matrix.
+
+    Returns:
+        ``[n]`` weights, non-negative, summing to 1 (uniform when all vectors are zero).
+    """
+    n_vectors = gram.shape[0]
+    largest = gram.diagonal().max()
+    if largest <= 0:
+        return np.full(n_vectors, 1.0 / n_vectors)
+    # Scaling leaves the minimiser unchanged and keeps the two terms of the objective comparable.
+    eigenvalues, eigenvectors = np.linalg.eigh(gram / largest)
+    root = np.sqrt(np.clip(eigenvalues, 0.0, None))[:, None] * eigenvectors.T
+    design = np.vstack([root, np.ones((1, n_vectors))])
+    target = np.zeros(n_vectors + 1)
+    target[-1] = 1.0
+    try:
+        lifted, _ = _nnls(design, target)
+    except RuntimeError as error:
+        raise RuntimeError(
+            f"min-norm solve (scipy.optimize.nnls) failed on a {n_vectors}x{n_vectors} Gram "
+            f"matrix with diagonal {gram.diagonal().tolist()}: {error}"
+        ) from error
+    return lifted / lifted.sum()
+
+
+def _nnls(design: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, float]:
+    from scipy.optimize import nnls  # scipy is imported only by the methods that solve
+
+    return nnls(design, target, maxiter=50 * design.shape[1])
+
+
+class TaskOrders:
+    """Random orders in which each task visits the others (PCGrad, GradVac).
+
+    Drawn from a private generator on the gradients' device (no host copy, no sync), seeded
+    from ``seed`` or, when ``seed`` is None, from torch's global RNG at construction so that
+    ``torch.manual_seed`` controls it. The generator's state is part of :meth:`state_dict`, so a
+    resumed run draws the same orders as an uninterrupted one (on the same device type).
+    """
+
+    def __init__(self, seed: int | None = None) -> None:
+        if seed is None:
+            seed = int(torch.randint(0, 2**62, ()).item())
+        self.seed = int(seed)
+        self._generator: torch.Generator | None = None
+        self._pending_state: Tensor | None = None
+
+    def draw(self, n_tasks: int, device: torch.device, *, include_self: bool) -> Tensor:
+        """``[T, T]`` (``include_self``) or ``[T, T-1]`` long: row ``i`` is task ``i``'s order."""
+        keys = torch.rand(n_tasks, n_tasks, generator=self._generator_on(device), device=device)
+        if include_self:
+            return keys.argsort(dim=1)
+        keys.fill_diagonal_(2.0)  # sorts each task itself last, then drops it
+        return keys.argsort(dim=1)[:, :-1]
+
+    def _generator_on(self, device: torch.device) -> torch.Generator:
+        if self._generator is None or self._generator.device != device:
+            self._generator = torch.Generator(device=device)
+            self._generator.manual_seed(self.seed)
+        if self._pending_state is not None:
+            self._generator.set_state(self._pending_state)
+            self._pending_state = None
+        return self._generator
+
+    def state_dict(self) -> dict[str, Any]:
+        state: dict[str, Any] = {"seed": self.seed}
+        rng_state = self._pending_state
+        if self._generator is not None and rng_state is None:
+            rng_state = self._generator.get_state()
+        if rng_state is not None:
+            state["rng_state"] = rng_state.clone()
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.seed = int(state["seed"])
+        self._generator = None
+        self._pending_state = state.get("rng_state")

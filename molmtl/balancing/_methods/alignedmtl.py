@@ -1,0 +1,71 @@
+"""Aligned-MTL: make the task gradients orthogonal with equal norms, then sum them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+from molmtl.balancing._base import Aggregator
+from molmtl.balancing._methods._gram import masked_gram
+
+
+def _smallest(eigenvalues: Tensor, kept: Tensor) -> Tensor:
+    return torch.where(kept, eigenvalues, torch.inf).amin()
+
+
+def _median(eigenvalues: Tensor, kept: Tensor) -> Tensor:
+    return torch.where(kept, eigenvalues, torch.nan).nanmedian()
+
+
+def _mean(eigenvalues: Tensor, kept: Tensor) -> Tensor:
+    return torch.where(kept, eigenvalues, 0.0).sum() / kept.sum().clamp(min=1)
+
+
+#: the official code's ``scale_mode``: which eigenvalue of the Gram matrix sets the new scale.
+_SCALE_MODES: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
+    "min": _smallest,
+    "median": _median,
+    "rmse": _mean,
+}
+
+
+class AlignedMTL(Aggregator):
+    """Aligned-MTL: align the principal components of the gradient matrix.
+
+    Senushkin et al., "Independent Component Alignment for Multi-Task Learning", CVPR 2023.
+
+    With the Gram matrix ``G = grads @ grads.T = V diag(lambda) V^T`` (rank ``r``), the aligned
+    gradients are ``B @ grads`` with ``B = sqrt(lambda_min) V_r diag(lambda_r)^-1/2 V_r^T``: their
+    non-zero singular values all equal the smallest one of ``grads`` (condition number 1), and the
+    update is their sum, i.e. weights ``B @ 1``. Eigenvalues up to ``lambda_max * T * eps`` (eps
+    of ``grads``' dtype) count as zero, as in the official code.
+
+    Solver: a ``[T, T]`` float64 ``torch.linalg.eigh`` on the gradients' device, no explicit host
+    sync (on CUDA, eigh checks its convergence flag on the host internally). The weights are
+    invariant to a common rescaling of the gradients. All-zero gradients give zero weights.
+
+    Args:
+        scale_mode: ``"min"`` (default, the official code's default: scale by the smallest
+            singular value), ``"median"`` or ``"rmse"``.
+    """
+
+    def __init__(self, *, scale_mode: str = "min") -> None:
+        if scale_mode not in _SCALE_MODES:
+            raise ValueError(
+                f"AlignedMTL scale_mode must be one of {sorted(_SCALE_MODES)}, got {scale_mode!r}"
+            )
+        self.scale_mode = scale_mode
+
+    def weights(self, grads: Tensor, losses: Tensor, mask: Tensor) -> Tensor:
+        gram = masked_gram(grads, mask)
+        eigenvalues, eigenvectors = torch.linalg.eigh(gram)
+        tolerance = eigenvalues.amax() * gram.shape[0] * torch.finfo(grads.dtype).eps
+        kept = eigenvalues > tolerance
+        target_scale = _SCALE_MODES[self.scale_mode](eigenvalues, kept).sqrt()
+        # where() keeps the dropped directions at exactly 0 (no 0 * inf).
+        safe = torch.where(kept, eigenvalues, 1.0)
+        rescaling = torch.where(kept, target_scale / safe.sqrt(), 0.0)
+        balance = (eigenvectors * rescaling) @ eigenvectors.T
+        return (balance.sum(dim=1) * mask).to(grads.dtype)
