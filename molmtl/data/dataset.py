@@ -1,0 +1,226 @@
+"""MoleculeDataset (graphs + labels aligned with their source rows) and the generic CSV loader."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from molmtl import featurizers
+from molmtl.data.cache import (
+    FeaturizationCache,
+    cache_key,
+    default_cache_dir,
+    file_checksum,
+    text_checksum,
+)
+from molmtl.data.packed import PackedGraphs
+from molmtl.data.targets import TargetInfo
+from molmtl.featurizers import FeaturizedBatch, Featurizer
+
+
+@dataclass
+class MoleculeDataset:
+    """Featurized molecules with their labels.
+
+    Attributes:
+        graphs: G valid molecules.
+        y: ``[G, T]`` float32 labels in the targets' units; NaN = missing label.
+        smiles: G SMILES strings.
+        targets: T target descriptions (name, unit, ...).
+        featurizer_spec: spec of the featurizer that made ``graphs``.
+        source_rows: ``[G]`` int64 row of each molecule in the source file (0-based, data rows).
+        in_domain: ``[G]`` bool, False outside QM9's chemistry.
+        rejected: source rows that were not featurized: DataFrame ``row, smiles, error``.
+        ids: ``[G]`` molecule identifiers from the source (e.g. QM9's ``gdb_N``), or None.
+    """
+
+    graphs: PackedGraphs
+    y: torch.Tensor
+    smiles: list[str]
+    targets: list[TargetInfo]
+    featurizer_spec: dict[str, Any]
+    source_rows: np.ndarray
+    in_domain: np.ndarray
+    rejected: pd.DataFrame = field(
+        default_factory=lambda: pd.DataFrame(columns=["row", "smiles", "error"])
+    )
+    ids: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.smiles)
+
+    def __repr__(self) -> str:
+        names = ", ".join(t.name for t in self.targets)
+        return f"MoleculeDataset({len(self)} molecules, targets [{names}], {len(self.rejected)} rejected rows)"
+
+    @property
+    def mask(self) -> torch.Tensor:
+        """``[G, T]`` bool, True where a label exists."""
+        return ~torch.isnan(self.y)
+
+    @property
+    def target_names(self) -> list[str]:
+        return [t.name for t in self.targets]
+
+    def subset(self, index: Sequence[int] | np.ndarray | torch.Tensor) -> MoleculeDataset:
+        """The molecules ``index`` (in that order); ``rejected`` is kept as is."""
+        index = np.asarray(torch.as_tensor(index, dtype=torch.long).cpu())
+        return MoleculeDataset(
+            graphs=self.graphs.select(torch.from_numpy(index)),
+            y=self.y[torch.from_numpy(index)],
+            smiles=[self.smiles[i] for i in index],
+            targets=list(self.targets),
+            featurizer_spec=self.featurizer_spec,
+            source_rows=self.source_rows[index],
+            in_domain=self.in_domain[index],
+            rejected=self.rejected,
+            ids=None if self.ids is None else self.ids[index],
+        )
+
+
+def resolve_featurizer(featurizer: str | dict | Featurizer) -> Featurizer:
+    """A featurizer from its name, its stored spec, or itself."""
+    if isinstance(featurizer, Featurizer):
+        return featurizer
+    if isinstance(featurizer, dict):
+        return featurizers.from_spec(featurizer)
+    if isinstance(featurizer, str):
+        return featurizers.get(featurizer)
+    raise TypeError(
+        f"featurizer must be a name ({featurizers.available()}), a spec dict or a Featurizer, got {featurizer!r}"
+    )
+
+
+def featurize_with_cache(
+    featurizer: Featurizer,
+    featurize: Callable[[], FeaturizedBatch],
+    *,
+    source_checksums: Sequence[str],
+    cache_dir: str | Path | None,
+    use_cache: bool = True,
+) -> FeaturizedBatch:
+    """``featurize()``, or the disk cache entry keyed by ``featurizer.spec`` and the sources."""
+    if not use_cache:
+        return featurize()
+    cache = FeaturizationCache(default_cache_dir() if cache_dir is None else cache_dir)
+    spec = featurizer.spec
+    return cache.get_or_featurize(cache_key(spec, *source_checksums), spec, featurize)
+
+
+def assemble(
+    batch: FeaturizedBatch,
+    smiles: list[str],
+    raw_targets: np.ndarray,
+    targets: list[TargetInfo],
+    featurizer_spec: dict[str, Any],
+    ids: np.ndarray | None = None,
+) -> MoleculeDataset:
+    """Keep the valid molecules of ``batch`` with their labels converted to the targets' units.
+
+    Args:
+        raw_targets: ``[n, T]`` source values (NaN = missing), rows aligned with ``smiles``.
+        ids: ``[n]`` source identifiers, or None.
+    """
+    valid = np.asarray(batch.valid, dtype=bool)
+    factors = np.array([t.factor for t in targets], dtype=np.float64)
+    y = raw_targets[valid].astype(np.float64) * factors
+    rows = np.flatnonzero(valid)
+    bad = np.flatnonzero(~valid)
+    rejected = pd.DataFrame(
+        {"row": bad, "smiles": [smiles[i] for i in bad], "error": [batch.errors[i] for i in bad]},
+    )
+    return MoleculeDataset(
+        graphs=batch.graphs,
+        y=torch.from_numpy(y.astype(np.float32)),
+        smiles=[smiles[i] for i in rows],
+        targets=targets,
+        featurizer_spec=featurizer_spec,
+        source_rows=rows.astype(np.int64),
+        in_domain=np.asarray(batch.in_domain, dtype=bool)[valid],
+        rejected=rejected,
+        ids=None if ids is None else np.asarray(ids)[rows],
+    )
+
+
+def _numeric_targets(frame: pd.DataFrame, columns: Sequence[str]) -> np.ndarray:
+    """``[n, T]`` float64 from ``columns``; empty cells become NaN, text cells are an error."""
+    out = np.empty((len(frame), len(columns)))
+    for j, column in enumerate(columns):
+        values = frame[column]
+        numeric = pd.to_numeric(values, errors="coerce")
+        text = values.astype("string").str.strip()
+        bad = numeric.isna() & values.notna() & (text != "")
+        if bad.any():
+            row = int(np.flatnonzero(bad.to_numpy())[0])
+            raise ValueError(
+                f"target column {column!r} has non-numeric value {values.iloc[row]!r} in data row {row} "
+                f"({int(bad.sum())} such cells); use numbers, or leave the cell empty for a missing label"
+            )
+        out[:, j] = numeric.to_numpy(dtype=np.float64, na_value=np.nan)
+    return out
+
+
+def load_csv(
+    path_or_frame: str | Path | pd.DataFrame,
+    *,
+    smiles_column: str = "smiles",
+    target_columns: Sequence[str] | None = None,
+    featurizer: str | dict | Featurizer = "2d",
+    cache_dir: str | Path | None = None,
+    use_cache: bool = False,
+    n_jobs: int | None = None,
+) -> MoleculeDataset:
+    """Dataset from any CSV file (plain or compressed) or DataFrame with a SMILES column.
+
+    Empty target cells are missing labels (NaN, masked in the loss), never zeros. Rows whose
+    SMILES cannot be featurized are left out and listed in ``dataset.rejected`` with their row
+    number; ``dataset.source_rows`` maps each kept molecule to its data row.
+
+    Args:
+        target_columns: the label columns; None takes every column but ``smiles_column``.
+        use_cache: reuse featurized graphs from ``cache_dir`` (keyed by file checksum and
+            featurizer spec).
+    """
+    if isinstance(path_or_frame, pd.DataFrame):
+        frame, checksum = path_or_frame, None
+    else:
+        path = Path(path_or_frame)
+        if not path.is_file():
+            raise FileNotFoundError(f"CSV file {str(path)!r} not found")
+        frame = pd.read_csv(path)
+        checksum = file_checksum(path) if use_cache else None
+    if smiles_column not in frame.columns:
+        raise ValueError(
+            f"SMILES column {smiles_column!r} not in the table; columns are {list(frame.columns)}"
+        )
+    if target_columns is None:
+        target_columns = [c for c in frame.columns if c != smiles_column]
+    if isinstance(target_columns, str):
+        raise TypeError(
+            f"target_columns must be a list of column names, got the string {target_columns!r}"
+        )
+    missing = [c for c in target_columns if c not in frame.columns]
+    if missing:
+        raise ValueError(
+            f"target column(s) {missing} not in the table; columns are {list(frame.columns)}"
+        )
+    if not target_columns:
+        raise ValueError("no target columns: pass target_columns with at least one label column")
+    smiles = frame[smiles_column].tolist()
+    raw_targets = _numeric_targets(frame, target_columns)
+    chosen = resolve_featurizer(featurizer)
+    batch = featurize_with_cache(
+        chosen,
+        lambda: chosen.featurize_many(smiles, n_jobs=n_jobs),
+        source_checksums=[checksum or text_checksum(smiles), smiles_column],
+        cache_dir=cache_dir,
+        use_cache=use_cache,
+    )
+    targets = [TargetInfo(name=str(c), column=str(c)) for c in target_columns]
+    return assemble(batch, smiles, raw_targets, targets, chosen.spec)

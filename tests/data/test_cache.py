@@ -1,0 +1,67 @@
+"""The featurization cache: hits, and misses when the featurizer or the source changes."""
+
+import pandas as pd
+import pytest
+import torch
+
+from molmtl.data import load_csv, load_qm9
+from molmtl.featurizers.graph2d import Graph2DFeaturizer
+
+
+class Graph2DVersion2(Graph2DFeaturizer):
+    version = 2
+
+
+def forbid_featurizing(monkeypatch):
+    def fail(*args, **kwargs):
+        raise AssertionError("featurized although the cache should have been used")
+
+    monkeypatch.setattr(Graph2DFeaturizer, "featurize_many", fail)
+
+
+def test_second_load_reads_the_cache(qm9_small_dir, tmp_path, monkeypatch):
+    first = load_qm9(qm9_small_dir, cache_dir=tmp_path)
+    assert len(list(tmp_path.glob("*.pt"))) == 1
+    forbid_featurizing(monkeypatch)
+    second = load_qm9(qm9_small_dir, cache_dir=tmp_path)
+    assert torch.equal(first.graphs.x, second.graphs.x) and torch.equal(first.y, second.y)
+
+
+def test_cache_file_is_tensor_only(qm9_small_dir, tmp_path):
+    load_qm9(qm9_small_dir, cache_dir=tmp_path)
+    state = torch.load(next(tmp_path.glob("*.pt")), weights_only=True)
+    assert all(isinstance(v, torch.Tensor) for v in state.values())
+
+
+def test_changed_featurizer_spec_misses_the_cache(qm9_small_dir, tmp_path):
+    load_qm9(qm9_small_dir, cache_dir=tmp_path)
+    dataset = load_qm9(qm9_small_dir, cache_dir=tmp_path, featurizer=Graph2DVersion2())
+    assert dataset.featurizer_spec["version"] == 2
+    assert len(list(tmp_path.glob("*.pt"))) == 2
+
+
+def test_changed_source_file_misses_the_cache(tmp_path, monkeypatch):
+    path = tmp_path / "table.csv"
+    pd.DataFrame({"smiles": ["CCO", "CC"], "y": [1, 2]}).to_csv(path, index=False)
+    load_csv(path, cache_dir=tmp_path / "cache", use_cache=True)
+    pd.DataFrame({"smiles": ["CCO", "CCC"], "y": [1, 2]}).to_csv(path, index=False)
+    assert load_csv(path, cache_dir=tmp_path / "cache", use_cache=True).smiles[1] == "CCC"
+    assert len(list((tmp_path / "cache").glob("*.pt"))) == 2
+
+
+def test_corrupt_entry_is_rebuilt(qm9_small_dir, tmp_path):
+    load_qm9(qm9_small_dir, cache_dir=tmp_path)
+    next(tmp_path.glob("*.pt")).write_bytes(b"not a tensor file")
+    assert len(load_qm9(qm9_small_dir, cache_dir=tmp_path)) == 200
+
+
+@pytest.mark.slow
+def test_full_qm9_second_load_takes_seconds(tmp_path):
+    import time
+
+    from tests.data.conftest import SHARED_QM9
+
+    load_qm9(SHARED_QM9, cache_dir=tmp_path)
+    start = time.perf_counter()
+    dataset = load_qm9(SHARED_QM9, cache_dir=tmp_path)
+    assert len(dataset) == 130_831 and time.perf_counter() - start < 10
