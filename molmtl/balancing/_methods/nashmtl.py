@@ -78,9 +78,9 @@ class NashMTL(Aggregator):
             previous = self.alpha_
             self.alpha_ = solve_on_host(
                 gram, mask, lambda sub_gram: self._solve(sub_gram, previous, mask), like=gram
-            ).cpu()
+            )
         self.step_ += 1
-        alpha = self.alpha_.to(gram.device) * mask
+        alpha = self.alpha_ * mask
         if self.max_norm > 0:
             norm = (alpha @ gram @ alpha).clamp(min=0.0).sqrt()
             alpha = alpha * torch.where(norm > self.max_norm, self.max_norm / norm, 1.0)
@@ -120,7 +120,7 @@ class NashMTL(Aggregator):
         (``1 / |g_i|``), each rescaled to fit ``gram`` best."""
         candidates = [1.0 / np.sqrt(gram.diagonal())]
         if previous is not None and previous.shape == mask.shape:
-            earlier = previous.numpy()[mask.cpu().numpy()][usable]
+            earlier = previous.cpu().numpy()[mask.cpu().numpy()][usable]
             if (earlier > 0).all():
                 candidates.append(earlier)
         # argmin_t F(t a) in closed form: t^2 a^T G a = n.
@@ -151,5 +151,7 @@ def _damped_newton(gram: np.ndarray, alpha: np.ndarray, max_steps: int) -> np.nd
             break
         step = np.linalg.solve(gram + np.diag(1.0 / alpha**2), gradient)
         decrement = np.sqrt(max(gradient @ step, 0.0))
+        if decrement < 1e-13:  # rounding level: no further progress possible
+            break
         alpha = alpha - (step / (1.0 + decrement) if decrement > 0.25 else step)
     return alpha
