@@ -1,1 +1,1 @@
-"""molmtl.cli (see docs/architecture.md)."""
+"""The ``molmtl`` command line: a thin argparse layer over the Python API (see :mod:`molmtl.cli.main`)."""

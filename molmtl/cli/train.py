@@ -1,0 +1,113 @@
+"""``molmtl train``: a thin layer over :func:`molmtl.training.train`.
+
+Settings come from, in increasing priority: the defaults, ``--preset``, ``--config`` (TOML or
+YAML), then the flags below.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+#: flag → (TrainConfig field, type, help)
+FLAGS: dict[str, tuple[str, type, str]] = {
+    "--data": ("data", str, "QM9 data (file or folder) or CSV path"),
+    "--dataset": ("dataset", str, "qm9 or csv"),
+    "--smiles-column": ("smiles_column", str, "SMILES column of a CSV dataset"),
+    "--featurizer": ("featurizer", str, "2d or 3d"),
+    "--n-molecules": ("n_molecules", int, "train on a random subset of this many molecules"),
+    "--split": ("split", str, "benchmark, random or scaffold"),
+    "--encoder": ("encoder", str, "mpnn or gine (the model's encoder)"),
+    "--balancer": ("balancer", str, "balancing method, e.g. dbmtl, ew, pcgrad, pcgrad+log"),
+    "--epochs": ("epochs", int, "number of epochs"),
+    "--batch-size": ("batch_size", int, "molecules per training step"),
+    "--lr": ("lr", float, "Adam learning rate"),
+    "--device": ("device", str, "auto, cpu, cuda, cuda:1 ..."),
+    "--precision": ("precision", str, "fp32 or bf16"),
+    "--seed": ("seed", int, "seed of the split, initialisation and shuffling"),
+    "--out": ("out", str, "run directory to write"),
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--preset", help="start from a preset: qm9-quick (CPU, minutes) or qm9-paper (GPU)"
+    )
+    parser.add_argument(
+        "--config", metavar="FILE", help="TOML or YAML file of TrainConfig settings"
+    )
+    for flag, (field, kind, help_text) in FLAGS.items():
+        parser.add_argument(flag, dest=field, type=kind, help=help_text)
+    parser.add_argument(
+        "--targets", nargs="+", metavar="NAME", help="target names (CSV: its target columns)"
+    )
+    parser.add_argument(
+        "--compile",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="torch.compile the model",
+    )
+    parser.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress bar (default: when a terminal)",
+    )
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --out from its last checkpoint (settings from its config.json)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from molmtl.training import ConfigError, TrainConfig, train
+
+    overrides = {
+        field: getattr(args, field) for field, _, _ in FLAGS.values() if field != "encoder"
+    }
+    overrides.update(targets=args.targets, compile=args.compile, progress=args.progress)
+    given = {field: value for field, value in overrides.items() if value is not None}
+    try:
+        base = _resumed_settings(args) if args.resume else {}
+        config = TrainConfig.load(preset=args.preset, path=args.config, overrides={**base, **given})
+        if args.encoder is not None:
+            config = config.replace(model={"encoder": args.encoder})
+        run_dir = train(config, resume=args.resume)
+    except (ConfigError, FileNotFoundError) as error:
+        print(f"molmtl train: error: {error}", file=sys.stderr)
+        return 1
+    metrics = json.loads((run_dir / "test_metrics.json").read_text())
+    print(f"run directory: {run_dir}")
+    print(_format_metrics(metrics))
+    return 0
+
+
+def _resumed_settings(args: argparse.Namespace) -> dict:
+    """The stored settings of the run being resumed, unless a preset or config file is given."""
+    from pathlib import Path
+
+    from molmtl.training import ConfigError
+
+    if args.preset or args.config:
+        return {}
+    if args.out is None:
+        raise ConfigError("--resume needs --out, the run directory to continue")
+    config_path = Path(args.out) / "config.json"
+    if not config_path.is_file():
+        raise ConfigError(f"--resume: {config_path} does not exist")
+    return json.loads(config_path.read_text())["train"]
+
+
+def _format_metrics(metrics: dict) -> str:
+    lines = [
+        f"test MAE ({metrics['n_molecules']} molecules, best epoch {metrics.get('best_epoch', '?')}):"
+    ]
+    for name, value in metrics["mae"].items():
+        shown = "n/a" if value is None else f"{value:.4g}"
+        lines.append(f"  {name:<12} {shown:>10} {metrics['units'][name]}")
+    if metrics.get("delta_m_percent") is not None:
+        lines.append(f"  Δm% vs single-task reference: {metrics['delta_m_percent']:+.2f}")
+    lines.append(f"  mean normalized MAE: {metrics['normalized_mae']:.4f}")
+    return "\n".join(lines)

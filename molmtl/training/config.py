@@ -1,0 +1,289 @@
+"""TrainConfig: every knob of a training run, validated, loadable from TOML/YAML and presets.
+
+A config is built in layers, later ones winning: the dataclass defaults, a preset
+(``molmtl/presets/<name>.toml``), a config file, then explicit overrides (CLI flags)::
+
+    config = TrainConfig.load(preset="qm9-quick", path=None, overrides={"epochs": 3})
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+#: split names accepted by ``TrainConfig.split``
+SPLITS = ("benchmark", "random", "scaffold")
+DATASETS = ("qm9", "csv")
+PRECISIONS = ("fp32", "bf16")
+
+
+class ConfigError(ValueError):
+    """A config value is invalid; the message names the field and what would be valid."""
+
+
+@dataclass
+class TrainConfig:
+    """Settings of one training run. Units of ``reference_maes`` are the reported ones (e.g. meV).
+
+    Data:
+        dataset: ``"qm9"`` or ``"csv"``.
+        data: path of the QM9 data (file or folder; None = default lookup) or of the CSV.
+        smiles_column: SMILES column of a CSV dataset.
+        targets: target names (QM9: default the 11 benchmark targets; CSV: required columns).
+        featurizer: featurizer name (``"2d"`` or ``"3d"``).
+        n_molecules: train on a seeded random subset of this many molecules (None = all).
+        split: ``"benchmark"`` (QM9's 110,831/10,000/10,000), ``"random"`` or ``"scaffold"``.
+        split_fractions: train/val/test fractions for the random and scaffold splits.
+        cache_dir: where featurized graphs are cached (None = the data layer's default).
+    Model:
+        model: the :func:`molmtl.models.build_model` config (``encoder`` and its options).
+    Optimization:
+        balancer, balancer_options: a name from :func:`molmtl.balancing.available` and its options.
+        epochs, batch_size, lr, weight_decay: Adam training.
+        lr_factor, lr_patience, min_lr: ReduceLROnPlateau on the validation score.
+        eval_batch_size: molecules per forward pass when evaluating.
+        reference_maes: single-task MAE per target (reported units); when given, the validation
+            score is Δm% against them, else the mean MAE normalized by the training std.
+    Runtime:
+        device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``, ``"cuda:1"`` ...
+        precision: ``"fp32"`` or ``"bf16"`` (autocast for the forward pass).
+        compile: wrap the model in ``torch.compile``.
+        seed: seeds the split, the initialisation and the shuffling.
+        out: run directory.
+        progress: show a progress bar (None = only when stderr is a terminal).
+    """
+
+    dataset: str = "qm9"
+    data: str | None = None
+    smiles_column: str = "smiles"
+    targets: list[str] | None = None
+    featurizer: str = "2d"
+    n_molecules: int | None = None
+    split: str = "benchmark"
+    split_fractions: list[float] = field(default_factory=lambda: [0.8, 0.1, 0.1])
+    cache_dir: str | None = None
+    model: dict[str, Any] = field(default_factory=lambda: {"encoder": "gine"})
+    balancer: str = "dbmtl"
+    balancer_options: dict[str, Any] = field(default_factory=dict)
+    epochs: int = 300
+    batch_size: int = 120
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    lr_factor: float = 0.7
+    lr_patience: int = 5
+    min_lr: float = 1e-5
+    eval_batch_size: int = 2000
+    reference_maes: dict[str, float] | None = None
+    device: str = "auto"
+    precision: str = "fp32"
+    compile: bool = False
+    seed: int = 0
+    out: str = "runs/molmtl"
+    progress: bool | None = None
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    # -- construction ------------------------------------------------------------------------
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        """Build from a flat dict; unknown keys raise :class:`ConfigError` listing the valid ones."""
+        if not isinstance(values, dict):
+            raise ConfigError(f"a config must be a table of settings, got {type(values).__name__}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(f"unknown config field(s) {unknown}; valid fields: {sorted(known)}")
+        return cls(**values)
+
+    @classmethod
+    def load(
+        cls,
+        *,
+        preset: str | None = None,
+        path: str | Path | None = None,
+        overrides: dict[str, Any] | None = None,
+    ) -> TrainConfig:
+        """Defaults, then ``preset``, then the file at ``path``, then ``overrides`` (None values skipped)."""
+        values: dict[str, Any] = {}
+        if preset is not None:
+            values.update(read_preset(preset))
+        if path is not None:
+            values.update(read_config_file(path))
+        values.update({key: value for key, value in (overrides or {}).items() if value is not None})
+        return cls.from_dict(values)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serializable copy (stored in the run directory's ``config.json``)."""
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        """A validated copy with ``changes``."""
+        return dataclasses.replace(self, **changes)
+
+    # -- validation --------------------------------------------------------------------------
+
+    def validate(self) -> None:
+        """Raise :class:`ConfigError` naming the first invalid field."""
+        _choice("dataset", self.dataset, DATASETS)
+        _optional_string("data", self.data)
+        _string("smiles_column", self.smiles_column)
+        if self.targets is not None:
+            if (
+                not isinstance(self.targets, list)
+                or not self.targets
+                or not all(isinstance(t, str) for t in self.targets)
+            ):
+                raise ConfigError(
+                    f"targets must be a non-empty list of target names, got {self.targets!r}"
+                )
+            duplicates = sorted({t for t in self.targets if self.targets.count(t) > 1})
+            if duplicates:
+                raise ConfigError(f"targets lists {duplicates} more than once")
+        if self.dataset == "csv" and (self.data is None or self.targets is None):
+            raise ConfigError(
+                "dataset 'csv' needs data (the CSV path) and targets (its target columns)"
+            )
+        _string("featurizer", self.featurizer)
+        if self.n_molecules is not None:
+            _int("n_molecules", self.n_molecules, minimum=3)
+        _choice("split", self.split, SPLITS)
+        if self.split == "benchmark" and (self.dataset != "qm9" or self.n_molecules is not None):
+            raise ConfigError(
+                "split 'benchmark' is QM9's fixed 110,831/10,000/10,000 split of the full dataset; "
+                "with dataset 'csv' or n_molecules use split 'random' or 'scaffold'"
+            )
+        fractions = self.split_fractions
+        if (
+            not isinstance(fractions, list)
+            or len(fractions) != 3
+            or not all(_is_number(f) and f > 0 for f in fractions)
+            or not math.isclose(sum(fractions), 1.0, abs_tol=1e-6)
+        ):
+            raise ConfigError(
+                f"split_fractions must be 3 positive numbers summing to 1, got {fractions!r}"
+            )
+        _optional_string("cache_dir", self.cache_dir)
+        if not isinstance(self.model, dict) or not isinstance(
+            self.model.get("encoder", "gine"), str
+        ):
+            raise ConfigError(f"model must be a table with an 'encoder' name, got {self.model!r}")
+        _string("balancer", self.balancer)
+        if not isinstance(self.balancer_options, dict):
+            raise ConfigError(f"balancer_options must be a table, got {self.balancer_options!r}")
+        _int("epochs", self.epochs, minimum=1)
+        _int("batch_size", self.batch_size, minimum=1)
+        _int("eval_batch_size", self.eval_batch_size, minimum=1)
+        _int("lr_patience", self.lr_patience, minimum=0)
+        _int("seed", self.seed, minimum=0)
+        _number("lr", self.lr, low=0.0)
+        _number("min_lr", self.min_lr, low=0.0, inclusive=True)
+        _number("weight_decay", self.weight_decay, low=0.0, inclusive=True)
+        _number("lr_factor", self.lr_factor, low=0.0, high=1.0)
+        if self.min_lr > self.lr:
+            raise ConfigError(f"min_lr ({self.min_lr}) must not exceed lr ({self.lr})")
+        if self.reference_maes is not None:
+            if not isinstance(self.reference_maes, dict) or not all(
+                isinstance(k, str) and _is_number(v) and v > 0
+                for k, v in self.reference_maes.items()
+            ):
+                raise ConfigError(
+                    f"reference_maes must map target names to positive MAEs, got {self.reference_maes!r}"
+                )
+            if self.targets is not None:
+                missing = [t for t in self.targets if t not in self.reference_maes]
+                if missing:
+                    raise ConfigError(f"reference_maes lacks the target(s) {missing}")
+        _string("device", self.device)
+        _choice("precision", self.precision, PRECISIONS)
+        _bool("compile", self.compile)
+        if self.progress is not None:
+            _bool("progress", self.progress)
+        _string("out", self.out)
+
+
+def available_presets() -> list[str]:
+    """Names of the presets shipped in ``molmtl/presets``."""
+    folder = resources.files("molmtl") / "presets"
+    return sorted(
+        p.name.removesuffix(".toml") for p in folder.iterdir() if p.name.endswith(".toml")
+    )
+
+
+def read_preset(name: str) -> dict[str, Any]:
+    """The settings of preset ``name``."""
+    if name not in available_presets():
+        raise ConfigError(f"unknown preset {name!r}; available: {available_presets()}")
+    text = (resources.files("molmtl") / "presets" / f"{name}.toml").read_text()
+    return tomllib.loads(text)
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """Settings from a ``.toml``, ``.yaml`` or ``.yml`` file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".toml":
+            values = tomllib.loads(path.read_text())
+        elif suffix in (".yaml", ".yml"):
+            import yaml
+
+            values = yaml.safe_load(path.read_text()) or {}
+        else:
+            raise ConfigError(f"config file {path} must end in .toml, .yaml or .yml")
+    except (tomllib.TOMLDecodeError, ValueError) as error:
+        if isinstance(error, ConfigError):
+            raise
+        raise ConfigError(f"cannot parse config file {path}: {error}") from error
+    except Exception as error:  # yaml.YAMLError, imported lazily
+        raise ConfigError(f"cannot parse config file {path}: {error}") from error
+    if not isinstance(values, dict):
+        raise ConfigError(f"config file {path} must hold a table of settings")
+    return values
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _int(name: str, value: object, *, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
+
+
+def _number(
+    name: str, value: object, *, low: float, high: float | None = None, inclusive: bool = False
+) -> None:
+    above_low = _is_number(value) and (value >= low if inclusive else value > low)
+    below_high = high is None or (_is_number(value) and value < high)
+    if not (above_low and below_high):
+        bounds = f"{'>=' if inclusive else '>'} {low}" + ("" if high is None else f" and < {high}")
+        raise ConfigError(f"{name} must be a number {bounds}, got {value!r}")
+
+
+def _choice(name: str, value: object, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {list(choices)}, got {value!r}")
+
+
+def _string(name: str, value: object) -> None:
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{name} must be a non-empty string, got {value!r}")
+
+
+def _optional_string(name: str, value: object) -> None:
+    if value is not None:
+        _string(name, value)
+
+
+def _bool(name: str, value: object) -> None:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{name} must be true or false, got {value!r}")

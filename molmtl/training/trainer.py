@@ -1,0 +1,399 @@
+"""The training loop: device-side batching, balancer-driven backward, no host sync per step.
+
+Per epoch the loop reads the device exactly once, after validation, to log metrics, step the
+scheduler and select the model. Everything else (batch assembly, losses, balancer diagnostics,
+their running sums) stays on the device.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import Tensor
+
+from molmtl.training._data import load_dataset, make_split, target_records
+from molmtl.training.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from molmtl.training.config import ConfigError, TrainConfig
+from molmtl.training.evaluation import (
+    SPLITS_FILE,
+    TEST_METRICS_FILE,
+    Scorer,
+    mean_absolute_errors,
+)
+from molmtl.training.metrics import masked_mse
+
+if TYPE_CHECKING:
+    from molmtl.balancing import Balancer
+    from molmtl.data import GraphBatch
+
+METRICS_FILE = "metrics.csv"
+#: config fields that may differ between a run and its resumption (they do not change the result)
+RESUMABLE_CHANGES = ("epochs", "progress", "out", "device", "data", "cache_dir")
+
+
+def resolve_device(name: str) -> torch.device:
+    """``"auto"`` → CUDA when available, else CPU; anything else as ``torch.device``."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as error:
+        raise ConfigError(
+            f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {name!r}"
+        ) from error
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(
+            f"device is {name!r} but CUDA is not available here; use device 'cpu' or 'auto'"
+        )
+    return device
+
+
+@dataclass
+class _EpochSums:
+    """Running sums of one epoch, on the device. ``[T]`` each."""
+
+    loss: Tensor
+    labelled_steps: Tensor
+    weights: Tensor
+    grad_norms: Tensor
+    steps: int = 0
+
+    @classmethod
+    def zeros(cls, n_tasks: int, device: torch.device) -> _EpochSums:
+        return cls(*(torch.zeros(n_tasks, device=device) for _ in range(4)))
+
+    def add(self, losses: Tensor, mask: Tensor, diagnostics: dict[str, Tensor]) -> None:
+        self.loss += losses.detach() * mask
+        self.labelled_steps += mask
+        self.weights += diagnostics["weights"].detach().float()
+        self.grad_norms += diagnostics["grad_norms"].detach().float()
+        self.steps += 1
+
+    def means(self) -> Tensor:
+        """``[4, T]``: train loss, weight and shared-gradient norm per task, and labelled steps."""
+        steps = max(self.steps, 1)
+        return torch.stack(
+            [
+                self.loss / self.labelled_steps,
+                self.weights / steps,
+                self.grad_norms / steps,
+                self.labelled_steps,
+            ]
+        )
+
+
+@dataclass
+class _RunState:
+    """What model selection remembers across epochs (saved in the checkpoint)."""
+
+    epoch: int = 0
+    best_score: float = float("inf")
+    best_epoch: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def train(config: TrainConfig, *, resume: bool = False) -> Path:
+    """Train a multi-task model as ``config`` says and return its run directory.
+
+    The run directory (``config.out``) receives ``config.json`` and ``model.pt`` (the best model
+    on the validation score), ``splits.json``, ``metrics.csv`` (one row per epoch),
+    ``checkpoint.pt`` (after every epoch) and ``test_metrics.json``.
+
+    Args:
+        config: the run's settings.
+        resume: continue from ``checkpoint.pt`` in ``config.out``. The result equals an
+            uninterrupted run bit-for-bit on CPU. ``epochs`` may be raised to train longer.
+    """
+    from molmtl import balancing
+    from molmtl.data import Split, TargetScaler
+    from molmtl.models import build_model, save_model
+
+    run_dir = Path(config.out)
+    device = resolve_device(config.device)
+    if resume:
+        _check_resumable(run_dir, config)
+    elif (run_dir / "checkpoint.pt").exists():
+        raise ConfigError(
+            f"out: {run_dir} already holds a run; pass resume=True (--resume) to continue it, "
+            "or choose another out directory"
+        )
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+    dataset = load_dataset(config)
+    target_names = [t.name for t in dataset.targets]
+    if config.reference_maes is not None:
+        missing = [name for name in target_names if name not in config.reference_maes]
+        if missing:
+            raise ConfigError(f"reference_maes lacks the target(s) {missing}")
+    if resume:
+        split = Split.from_dict(json.loads((run_dir / SPLITS_FILE).read_text()))
+    else:
+        split = make_split(config, dataset)
+        (run_dir / SPLITS_FILE).write_text(json.dumps(split.to_dict()) + "\n")
+    train_index = torch.as_tensor(split.train, dtype=torch.long)
+    val_index = torch.as_tensor(split.val, dtype=torch.long)
+    test_index = torch.as_tensor(split.test, dtype=torch.long)
+
+    targets = torch.as_tensor(
+        dataset.y, dtype=torch.float32
+    )  # [G, T] physical units, NaN = missing
+    scaler = TargetScaler().fit(targets[train_index].numpy())
+    mean = torch.as_tensor(scaler.mean_, dtype=torch.float32)
+    std = torch.as_tensor(scaler.std_, dtype=torch.float32)
+
+    torch.manual_seed(config.seed)
+    model = build_model(
+        config.model,
+        node_dim=dataset.graphs.node_dim,
+        edge_dim=dataset.graphs.edge_dim,
+        n_tasks=len(target_names),
+    )
+    model.set_target_scaling(mean, std)
+    model.to(device)
+    balancer = balancing.get(
+        config.balancer,
+        shared=model.shared_parameters(),
+        task_specific=model.task_parameters(),
+        n_tasks=len(target_names),
+        **config.balancer_options,
+    )
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        optimizer,
+        mode="min",
+        factor=config.lr_factor,
+        patience=config.lr_patience,
+        min_lr=config.min_lr,
+    )
+    shuffle_generator = torch.Generator().manual_seed(config.seed)
+    metadata = {
+        "featurizer": dataset.featurizer_spec,
+        "targets": target_records(dataset),
+        "train": config.to_dict(),
+    }
+    scorer = Scorer(metadata["targets"], std, config.reference_maes)
+
+    state = _RunState()
+    if resume:
+        checkpoint = load_checkpoint(run_dir)
+        model.load_state_dict(checkpoint["model"])
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        scheduler.load_state_dict(checkpoint["scheduler"])
+        balancer.load_state_dict(checkpoint["balancer"])
+        set_rng_state(checkpoint["rng"], shuffle_generator)
+        state = _RunState(**checkpoint["run"])
+    else:
+        save_model(run_dir, model, {**metadata, "best_epoch": 0})
+
+    graphs = dataset.graphs.to(device)
+    device_targets = targets.to(device)
+    standardized = ((targets - mean) / std).to(device)  # NaN stays NaN
+    forward = torch.compile(model, dynamic=True) if config.compile else model
+    autocast = (
+        torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+        if config.precision == "bf16"
+        else nullcontext()
+    )
+
+    def predict(batch):
+        with autocast:
+            return forward(batch).float() * model.target_std + model.target_mean
+
+    _write_metrics(run_dir, state.history, target_names)
+    show_progress = config.progress if config.progress is not None else sys.stderr.isatty()
+    from tqdm.auto import tqdm
+
+    progress = tqdm(
+        range(state.epoch, config.epochs),
+        initial=state.epoch,
+        total=config.epochs,
+        desc="epoch",
+        disable=not show_progress,
+        dynamic_ncols=True,
+    )
+    for epoch in progress:
+        started = time.perf_counter()
+        model.train()
+        sums = _EpochSums.zeros(len(target_names), device)
+        order = train_index[torch.randperm(len(train_index), generator=shuffle_generator)]
+        device_order = order.to(device, non_blocking=True)
+        for host_batch, device_batch in zip(
+            order.split(config.batch_size), device_order.split(config.batch_size), strict=True
+        ):
+            losses, mask, diagnostics = train_step(
+                forward,
+                balancer,
+                optimizer,
+                graphs.batch(host_batch),
+                standardized[device_batch],
+                autocast,
+            )
+            sums.add(losses, mask, diagnostics)
+        model.eval()
+        val_mae = mean_absolute_errors(
+            predict, graphs, device_targets, val_index, batch_size=config.eval_batch_size
+        )
+        epoch_means, val_mae = (
+            torch.cat([sums.means(), val_mae[None]]).cpu().split([4, 1])
+        )  # the epoch's one sync
+        val_score = scorer.score(val_mae[0])
+        lr = optimizer.param_groups[0]["lr"]
+        scheduler.step(val_score)
+        state.epoch = epoch + 1
+        if val_score < state.best_score:
+            state.best_score, state.best_epoch = val_score, epoch + 1
+            save_model(
+                run_dir, model, {**metadata, "best_epoch": state.best_epoch, "val_score": val_score}
+            )
+        balancer.end_epoch()
+        state.history.append(
+            _metrics_row(
+                epoch + 1,
+                lr,
+                val_score,
+                time.perf_counter() - started,
+                epoch_means,
+                scorer.reported(val_mae[0]),
+                target_names,
+            )
+        )
+        _write_metrics(run_dir, state.history, target_names)
+        save_checkpoint(
+            run_dir,
+            {
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "balancer": balancer.state_dict(),
+                "rng": rng_state(shuffle_generator),
+                "run": vars(state),
+            },
+        )
+        progress.set_postfix(
+            loss=f"{float(epoch_means[0].nanmean()):.4f}",
+            val=f"{val_score:.4g}",
+            best=state.best_epoch,
+        )
+    progress.close()
+
+    _write_test_metrics(
+        run_dir, model, predict, graphs, device_targets, test_index, scorer, state, config
+    )
+    return run_dir
+
+
+def train_step(
+    forward: Callable[[GraphBatch], Tensor],
+    balancer: Balancer,
+    optimizer: torch.optim.Optimizer,
+    batch: GraphBatch,
+    targets: Tensor,
+    autocast: AbstractContextManager | None = None,
+) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
+    """One optimization step; nothing is read back to the host.
+
+    Args:
+        forward: the model (possibly compiled): batch → ``[B, T]`` standardized predictions.
+        balancer: turns the per-task losses into gradients.
+        targets: ``[B, T]`` standardized labels, NaN = missing.
+        autocast: e.g. a bf16 ``torch.autocast`` context for the forward pass, or None.
+
+    Returns:
+        ``losses [T]`` (detached), ``mask [T]`` (tasks labelled in the batch) and the
+        balancer's diagnostics.
+    """
+    optimizer.zero_grad(set_to_none=True)
+    with autocast or nullcontext():
+        prediction = forward(batch)
+    losses, mask = masked_mse(prediction.float(), targets)
+    diagnostics = balancer.backward(losses, mask)
+    optimizer.step()
+    return losses.detach(), mask, diagnostics
+
+
+def _write_test_metrics(
+    run_dir, model, predict, graphs, targets, test_index, scorer, state, config
+) -> None:
+    """Evaluate the selected (best-validation) weights on the test split."""
+    best = torch.load(run_dir / "model.pt", map_location=targets.device, weights_only=True)
+    model.load_state_dict(best)
+    model.eval()
+    mae = mean_absolute_errors(
+        predict, graphs, targets, test_index, batch_size=config.eval_batch_size
+    ).cpu()
+    report = {
+        "split": "test",
+        "n_molecules": len(test_index),
+        "best_epoch": state.best_epoch,
+        **scorer.report(mae),
+    }
+    (run_dir / TEST_METRICS_FILE).write_text(json.dumps(report, indent=2) + "\n")
+
+
+def _metrics_row(
+    epoch: int,
+    lr: float,
+    val_score: float,
+    seconds: float,
+    epoch_means: Tensor,
+    val_mae: Tensor,
+    names: list[str],
+) -> dict[str, Any]:
+    loss, weights, grad_norms, _ = epoch_means.tolist()
+    row: dict[str, Any] = {
+        "epoch": epoch,
+        "lr": lr,
+        "train_loss": float(epoch_means[0].nanmean()),
+        "val_score": val_score,
+        "seconds": round(seconds, 3),
+    }
+    for key, values in (
+        ("train_loss", loss),
+        ("val_mae", val_mae.tolist()),
+        ("grad_norm", grad_norms),
+        ("weight", weights),
+    ):
+        row.update({f"{key}/{name}": value for name, value in zip(names, values, strict=True)})
+    return row
+
+
+def _write_metrics(run_dir: Path, history: list[dict[str, Any]], names: list[str]) -> None:
+    """Rewrite ``metrics.csv`` from the history (on resume it then holds exactly the kept epochs)."""
+    columns = ["epoch", "lr", "train_loss", "val_score", "seconds"] + [
+        f"{key}/{name}"
+        for key in ("train_loss", "val_mae", "grad_norm", "weight")
+        for name in names
+    ]
+    path = run_dir / METRICS_FILE
+    temporary = path.with_name(path.name + ".tmp")
+    with open(temporary, "w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(history)
+    temporary.replace(path)
+
+
+def _check_resumable(run_dir: Path, config: TrainConfig) -> None:
+    """Refuse to resume with settings that would change the run's trajectory."""
+    config_path = run_dir / "config.json"
+    if not config_path.is_file():
+        raise ConfigError(f"out: cannot resume, {config_path} does not exist")
+    stored = json.loads(config_path.read_text()).get("train", {})
+    current = config.to_dict()
+    changed = sorted(
+        k for k in current if k not in RESUMABLE_CHANGES and stored.get(k) != current[k]
+    )
+    if changed:
+        raise ConfigError(
+            f"cannot resume {run_dir} with different settings for {changed} "
+            f"(only {list(RESUMABLE_CHANGES)} may change)"
+        )

@@ -1,0 +1,106 @@
+from __future__ import annotations
+
+import pytest
+
+from molmtl.training import ConfigError, TrainConfig, available_presets
+
+
+def test_presets_are_shipped_and_valid():
+    assert {"qm9-quick", "qm9-paper"} <= set(available_presets())
+    for name in available_presets():
+        TrainConfig.load(preset=name)
+
+
+def test_paper_preset_is_the_benchmark_protocol():
+    config = TrainConfig.load(preset="qm9-paper")
+    assert config.model["encoder"] == "mpnn" and config.featurizer == "3d"
+    assert (config.lr, config.lr_factor, config.lr_patience, config.min_lr) == (1e-3, 0.7, 5, 1e-5)
+    assert (config.batch_size, config.epochs, config.balancer, config.split) == (
+        120,
+        300,
+        "dbmtl",
+        "benchmark",
+    )
+    assert len(config.reference_maes) == 11
+
+
+@pytest.mark.parametrize("suffix", [".toml", ".yaml"])
+def test_layers_apply_in_order(tmp_path, suffix):
+    path = tmp_path / f"run{suffix}"
+    if suffix == ".toml":
+        path.write_text('epochs = 7\nbalancer = "pcgrad"\n[model]\nencoder = "mpnn"\n')
+    else:
+        path.write_text("epochs: 7\nbalancer: pcgrad\nmodel:\n  encoder: mpnn\n")
+    config = TrainConfig.load(
+        preset="qm9-quick", path=path, overrides={"balancer": "ew", "seed": None}
+    )
+    assert config.epochs == 7  # file beats preset
+    assert config.balancer == "ew"  # override beats file
+    assert config.seed == 0  # a None override means "not given"
+    assert config.model == {"encoder": "mpnn"}
+    assert config.n_molecules == 15000  # from the preset
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("epochs", 0),
+        ("epochs", 2.5),
+        ("batch_size", -1),
+        ("lr", 0.0),
+        ("lr", "fast"),
+        ("lr_factor", 1.5),
+        ("min_lr", -1.0),
+        ("lr_patience", -1),
+        ("weight_decay", float("nan")),
+        ("split", "temporal"),
+        ("split_fractions", [0.5, 0.5]),
+        ("split_fractions", [0.8, 0.1, 0.2]),
+        ("dataset", "zinc"),
+        ("precision", "fp16"),
+        ("compile", "yes"),
+        ("targets", []),
+        ("targets", ["mu", "mu"]),
+        ("n_molecules", 0),
+        ("seed", -1),
+        ("reference_maes", {"mu": -1.0}),
+        ("model", "mpnn"),
+        ("balancer_options", [1]),
+        ("device", ""),
+    ],
+)
+def test_bad_values_name_the_field(field, value):
+    with pytest.raises(ConfigError, match=field):
+        TrainConfig.from_dict({"split": "random", field: value})
+
+
+def test_unknown_field_lists_the_valid_ones():
+    with pytest.raises(ConfigError, match=r"unknown config field\(s\) \['epoch'\].*epochs"):
+        TrainConfig.from_dict({"epoch": 3})
+
+
+def test_csv_dataset_needs_a_path_and_targets():
+    with pytest.raises(ConfigError, match="targets"):
+        TrainConfig.from_dict({"dataset": "csv", "data": "x.csv", "split": "random"})
+
+
+def test_benchmark_split_needs_all_of_qm9():
+    with pytest.raises(ConfigError, match="split 'benchmark'"):
+        TrainConfig.from_dict({"n_molecules": 1000})
+
+
+def test_unknown_preset_lists_the_available_ones():
+    with pytest.raises(ConfigError, match="qm9-quick"):
+        TrainConfig.load(preset="qm9-huge")
+
+
+def test_unparseable_file_is_named(tmp_path):
+    path = tmp_path / "broken.toml"
+    path.write_text("epochs = = 3")
+    with pytest.raises(ConfigError, match=r"broken\.toml"):
+        TrainConfig.load(path=path)
+
+
+def test_round_trips_through_a_dict():
+    config = TrainConfig.load(preset="qm9-paper")
+    assert TrainConfig.from_dict(config.to_dict()) == config
