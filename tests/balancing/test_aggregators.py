@@ -12,7 +12,7 @@ import torch
 from scipy.optimize import minimize
 
 from molmtl.balancing._base import Aggregator
-from molmtl.balancing._methods._gram import min_norm_simplex_weights
+from molmtl.balancing._methods._gram import masked_gram, min_norm_simplex_weights
 from molmtl.balancing._methods.alignedmtl import AlignedMTL
 from molmtl.balancing._methods.cagrad import CAGrad
 from molmtl.balancing._methods.gradvac import GradVac
@@ -536,3 +536,11 @@ def test_bad_grads_shape_is_named():
 def test_calling_an_aggregator_returns_the_update():
     grads = random_grads(3, 5, 0)
     torch.testing.assert_close(IMTL()(grads), weights_of(IMTL(), grads) @ grads)
+
+
+def test_gram_of_long_float32_gradients_is_accurate():
+    grads = random_grads(3, 50_000, 0, dtype=torch.float32)  # several CPU blocks
+    exact = grads.double() @ grads.double().T
+    gram = masked_gram(grads, torch.tensor([True, True, False]))
+    torch.testing.assert_close(gram[:2, :2], exact[:2, :2], rtol=1e-6, atol=1e-6 * exact.max())
+    assert (gram[2] == 0).all() and (gram[:, 2] == 0).all()

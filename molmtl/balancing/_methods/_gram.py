@@ -34,9 +34,25 @@ def masked_gram(grads: Tensor, mask: Tensor) -> Tensor:
             f"mask must be a bool tensor of shape [{grads.shape[0]}], "
             f"got {mask.dtype} of shape {list(mask.shape)}"
         )
-    gram = (grads @ grads.T).to(torch.float64)
+    gram = _gram(grads)
     pair_present = mask[:, None] & mask[None, :]
     return torch.where(pair_present, gram, 0.0)
+
+
+#: columns per block of the CPU Gram product (a [T, 16384] float32 block stays in L2 cache).
+_CPU_BLOCK = 16384
+
+
+def _gram(grads: Tensor) -> Tensor:
+    """``[T, T]`` float64 ``grads @ grads.T``, products in ``grads``' dtype."""
+    if grads.device.type != "cpu" or grads.shape[1] <= _CPU_BLOCK:
+        return (grads @ grads.T).to(torch.float64)
+    # CPU BLAS handles the long flat product poorly: cache-sized blocks summed in float64 are
+    # about twice as fast for T = 11, P = 617k, and far more accurate.
+    gram = grads.new_zeros(grads.shape[0], grads.shape[0], dtype=torch.float64)
+    for block in grads.split(_CPU_BLOCK, dim=1):
+        gram += (block @ block.T).to(torch.float64)
+    return gram
 
 
 def solve_on_host(
