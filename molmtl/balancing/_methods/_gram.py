@@ -2,8 +2,9 @@
 and seeded random task orders.
 
 Every aggregator here reduces the ``[T, P]`` gradient matrix to its ``[T, T]`` Gram matrix once
-(``O(T^2 P)``, one matmul) and then works on that small matrix alone, tracking the update as a
-linear combination of the task gradients.
+(``O(T^2 P)``, one pass over the gradients) and then works on that small matrix alone, tracking
+the update as a linear combination of the task gradients; the only other pass over the
+gradients is the final ``weights @ grads``.
 """
 
 from __future__ import annotations

@@ -54,7 +54,8 @@ class MGDA(Aggregator):
     Args:
         normalization: ``"none"`` (default), ``"l2"`` (unit gradients), ``"loss"`` (divide by the
             loss) or ``"loss+"`` (divide by loss times norm). The loss-based ones need
-            non-negative losses (the losses before any log transform). Zero norms or losses are left unnormalised (no division by zero).
+            non-negative losses (the losses before any log transform). Zero norms or losses
+            are left unnormalised (no division by zero).
 
     Properties: the weights are invariant to a common rescaling of all gradients; with
     ``"l2"`` the update is invariant to rescaling any single task's gradient. A zero update
