@@ -8,6 +8,7 @@ or broken model, unreadable input, bad column), 2 for bad arguments.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import TYPE_CHECKING
 
@@ -59,6 +60,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)"
     )
     parser.add_argument(
+        "--threads",
+        type=_positive_int,
+        default=None,
+        help="CPU threads for the model (default: torch's)",
+    )
+    parser.add_argument(
         "--chunk-size",
         type=_positive_int,
         default=10_000,
@@ -67,8 +74,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--batch-size",
         type=_positive_int,
-        default=1_000,
-        help="molecules per forward pass (default: 1000)",
+        default=None,
+        help="molecules per forward pass (default: 256 on CPU, 4096 on a GPU)",
     )
 
 
@@ -83,8 +90,12 @@ def run(args: argparse.Namespace) -> int:
 
     from molmtl.featurizers import FeaturizerSpecError
     from molmtl.models import RunDirError
-    from molmtl.predict import PredictionSummary, Predictor, PredictorError
+    from molmtl.predict import CSV_FLOAT_FORMAT, PredictionSummary, Predictor, PredictorError
 
+    if args.threads is not None:
+        import torch
+
+        torch.set_num_threads(args.threads)
     failures = (
         RunDirError,
         FeaturizerSpecError,
@@ -110,10 +121,14 @@ def run(args: argparse.Namespace) -> int:
             if args.output == "-":
                 print(_table(frame, predictor.column_units))
             else:
-                frame.to_csv(args.output, index=False, float_format="%.9g")
+                frame.to_csv(args.output, index=False, float_format=CSV_FLOAT_FORMAT)
             summary = PredictionSummary.count(
                 frame["valid"].to_numpy(), frame["in_domain"].to_numpy()
             )
+    except BrokenPipeError:
+        # the reader of stdout went away (e.g. `| head`): stop quietly, as other tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except failures as error:
         print(f"molmtl predict: error: {error}", file=sys.stderr)
         return 1
@@ -123,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _table(frame: pd.DataFrame, column_units: dict[str, str]) -> str:
     """The predictions as an aligned text table, units in the property headers."""
-    with_units = {column: f"{column} [{unit}]" for column, unit in column_units.items()}
+    with_units = {column: f"{column} [{unit}]" for column, unit in column_units.items() if unit}
     return frame.rename(columns=with_units).to_string(index=False, float_format=TABLE_FLOAT_FORMAT)
 
 

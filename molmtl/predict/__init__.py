@@ -6,6 +6,7 @@ Public API: :class:`Predictor` (``load``, ``predict``, ``predict_file``),
 
 from molmtl.predict._errors import PredictorError
 from molmtl.predict._predictor import Prediction, Predictor
+from molmtl.predict._stream import CSV_FLOAT_FORMAT
 from molmtl.predict._summary import PredictionSummary
 
-__all__ = ["Prediction", "PredictionSummary", "Predictor", "PredictorError"]
+__all__ = ["CSV_FLOAT_FORMAT", "Prediction", "PredictionSummary", "Predictor", "PredictorError"]

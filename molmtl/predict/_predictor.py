@@ -29,8 +29,10 @@ RunDir = str | PathLike[str]
 
 #: molecules featurized together (bounds the memory of one chunk of graphs)
 DEFAULT_CHUNK_SIZE = 10_000
-#: molecules per forward pass (bounds the memory of the encoder's activations)
-DEFAULT_BATCH_SIZE = 1_000
+#: molecules per forward pass: on CPU small batches stay in cache (measured in
+#: scripts/bench_predict.py), on an accelerator large ones fill the device
+CPU_BATCH_SIZE = 256
+ACCELERATOR_BATCH_SIZE = 4096
 
 
 @dataclass(frozen=True)
@@ -71,23 +73,25 @@ class Predictor:
         units: Sequence[str],
         *,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
-        batch_size: int = DEFAULT_BATCH_SIZE,
+        batch_size: int | None = None,
         n_jobs: int | None = None,
     ) -> None:
         if not models:
             raise PredictorError("a Predictor needs at least one model")
         if len(targets) != len(units):
             raise PredictorError(f"got {len(targets)} targets but {len(units)} units")
+        self.models = [model.eval() for model in models]
+        self.device = next(iter(self.models[0].buffers())).device
+        if batch_size is None:
+            batch_size = CPU_BATCH_SIZE if self.device.type == "cpu" else ACCELERATOR_BATCH_SIZE
         _check_positive("chunk_size", chunk_size)
         _check_positive("batch_size", batch_size)
-        self.models = [model.eval() for model in models]
         self.featurizer = featurizer
         self.targets = list(targets)
         self.units = list(units)
         self.chunk_size = chunk_size
         self.batch_size = batch_size
         self.n_jobs = n_jobs
-        self.device = next(iter(self.models[0].buffers())).device
         # fail at construction, not at the first file: a target named like another's std column
         output_columns(self.targets, ensemble=self.is_ensemble)
 
@@ -98,7 +102,7 @@ class Predictor:
         device: str | torch.device | None = None,
         *,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
-        batch_size: int = DEFAULT_BATCH_SIZE,
+        batch_size: int | None = None,
         n_jobs: int | None = None,
     ) -> Predictor:
         """Load a trained model, or an ensemble from several run directories.
@@ -107,7 +111,7 @@ class Predictor:
             run_dirs: a run directory written by ``molmtl train``, or a list of them.
             device: ``"cpu"``, ``"cuda"``, ...; ``None`` picks CUDA when available.
             chunk_size: molecules featurized together (bounds memory).
-            batch_size: molecules per forward pass.
+            batch_size: molecules per forward pass (default: 256 on CPU, 4096 on a GPU).
             n_jobs: featurization workers, passed to ``Featurizer.featurize_many``.
 
         Raises:

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from molmtl.predict._predictor import Predictor
 
 #: float32 predictions round-trip exactly through 9 significant digits
-FLOAT_FORMAT = "%.9g"
+CSV_FLOAT_FORMAT = "%.9g"
 
 
 def stream_csv(
@@ -46,7 +46,7 @@ def stream_csv(
             prediction = predictor.predict_arrays(chunk[smiles_column].tolist())
             predicted = predictor.to_frame(prediction, index=chunk.index, prefix=prefix)
             pd.concat([chunk, predicted], axis=1).to_csv(
-                out, header=number == 0, index=False, float_format=FLOAT_FORMAT
+                out, header=number == 0, index=False, float_format=CSV_FLOAT_FORMAT
             )
             summary += PredictionSummary.count(prediction.valid, prediction.in_domain)
     return summary
