@@ -33,7 +33,7 @@ from molmtl.training.metrics import masked_mse
 
 if TYPE_CHECKING:
     from molmtl.balancing import Balancer
-    from molmtl.data import GraphBatch
+    from molmtl.data import GraphBatch, PackedGraphs
 
 METRICS_FILE = "metrics.csv"
 #: config fields that may differ between a run and its resumption (they do not change the result)
@@ -223,21 +223,16 @@ def train(config: TrainConfig, *, resume: bool = False) -> Path:
     for epoch in progress:
         started = time.perf_counter()
         model.train()
-        sums = _EpochSums.zeros(len(target_names), device)
-        order = train_index[torch.randperm(len(train_index), generator=shuffle_generator)]
-        device_order = order.to(device, non_blocking=True)
-        for host_batch, device_batch in zip(
-            order.split(config.batch_size), device_order.split(config.batch_size), strict=True
-        ):
-            losses, mask, diagnostics = train_step(
-                forward,
-                balancer,
-                optimizer,
-                graphs.batch(host_batch),
-                standardized[device_batch],
-                autocast,
-            )
-            sums.add(losses, mask, diagnostics)
+        sums = train_epoch(
+            forward,
+            balancer,
+            optimizer,
+            graphs,
+            standardized,
+            train_index[torch.randperm(len(train_index), generator=shuffle_generator)],
+            batch_size=config.batch_size,
+            autocast=autocast,
+        )
         model.eval()
         val_mae = mean_absolute_errors(
             predict, graphs, device_targets, val_index, batch_size=config.eval_batch_size
@@ -289,6 +284,39 @@ def train(config: TrainConfig, *, resume: bool = False) -> Path:
         run_dir, model, predict, graphs, device_targets, test_index, scorer, state, config
     )
     return run_dir
+
+
+def train_epoch(
+    forward: Callable[[GraphBatch], Tensor],
+    balancer: Balancer,
+    optimizer: torch.optim.Optimizer,
+    graphs: PackedGraphs,
+    targets: Tensor,
+    order: Tensor,
+    *,
+    batch_size: int,
+    autocast: AbstractContextManager | None = None,
+) -> _EpochSums:
+    """One pass over the molecules ``order`` in mini-batches built on the device.
+
+    Args:
+        graphs: the dataset's graphs, already on the device.
+        targets: ``[G, T]`` standardized labels on the device (NaN = missing).
+        order: ``[N]`` CPU long tensor, the (shuffled) training molecules.
+
+    Returns:
+        The epoch's running sums, still on the device.
+    """
+    sums = _EpochSums.zeros(targets.shape[1], targets.device)
+    device_order = order.to(targets.device, non_blocking=True)
+    for host_batch, device_batch in zip(
+        order.split(batch_size), device_order.split(batch_size), strict=True
+    ):
+        losses, mask, diagnostics = train_step(
+            forward, balancer, optimizer, graphs.batch(host_batch), targets[device_batch], autocast
+        )
+        sums.add(losses, mask, diagnostics)
+    return sums
 
 
 def train_step(

@@ -144,3 +144,14 @@ def test_every_balancer_trains_a_step(name, step_inputs):
     assert any(
         not torch.equal(b, p) for b, p in zip(before, model.encoder.parameters(), strict=True)
     )
+
+
+def test_bf16_autocast_trains(make_config):
+    run_dir = train(make_config(precision="bf16", epochs=1))
+    assert json.loads((run_dir / "test_metrics.json").read_text())["mae"]["mu"] is not None
+
+
+@pytest.mark.slow
+def test_compiled_model_trains(make_config):
+    run_dir = train(make_config(compile=True, epochs=1))
+    assert json.loads((run_dir / "test_metrics.json").read_text())["mae"]["mu"] is not None
