@@ -21,6 +21,7 @@ from molmtl.predict._columns import STD_SUFFIX, output_columns
 from molmtl.predict._errors import PredictorError
 
 if TYPE_CHECKING:
+    from molmtl.data import PackedGraphs
     from molmtl.featurizers import Featurizer
     from molmtl.models import MultiTaskModel
     from molmtl.predict._summary import PredictionSummary
@@ -175,7 +176,9 @@ class Predictor:
         """
         index = smiles.index if isinstance(smiles, pd.Series) else None
         prediction = self.predict_arrays(_as_smiles_list(smiles))
-        return self.to_frame(prediction, index=index)
+        frame = self.to_frame(prediction, index=index)
+        frame.insert(0, "smiles", prediction.smiles)
+        return frame
 
     def predict_arrays(self, smiles: Sequence[str | None]) -> Prediction:
         """Like :meth:`predict` but returns the raw aligned arrays (no DataFrame)."""
@@ -205,11 +208,7 @@ class Predictor:
     def to_frame(
         self, prediction: Prediction, *, index: pd.Index | None = None, prefix: str = ""
     ) -> pd.DataFrame:
-        """Assemble the output DataFrame from :class:`Prediction` arrays.
-
-        With a ``prefix`` (used by :meth:`predict_file`), the ``smiles`` column is left out and
-        every other column name gets the prefix.
-        """
+        """The prediction columns (all but ``smiles``) as a DataFrame, names with ``prefix``."""
         columns: dict[str, object] = {
             "valid": prediction.valid,
             "error": prediction.error,
@@ -219,11 +218,9 @@ class Predictor:
             columns[target] = prediction.mean[:, task]
             if prediction.std is not None:
                 columns[target + STD_SUFFIX] = prediction.std[:, task]
-        if prefix:
-            columns = {prefix + name: values for name, values in columns.items()}
-        else:
-            columns = {"smiles": prediction.smiles, **columns}
-        return pd.DataFrame(columns, index=index)
+        return pd.DataFrame(
+            {prefix + name: values for name, values in columns.items()}, index=index
+        )
 
     def predict_file(
         self,
@@ -264,20 +261,20 @@ class Predictor:
             out_csv,
             smiles_column=smiles_column,
             prefix=prefix,
-            chunk_size=chunk_size or self.chunk_size,
+            chunk_size=self.chunk_size
+            if chunk_size is None
+            else _check_positive("chunk_size", chunk_size),
         )
 
-    def _forward(self, graphs) -> np.ndarray:
+    def _forward(self, graphs: PackedGraphs) -> np.ndarray:
         """Members' predictions ``[M, G, T]`` (physical units) for the ``G`` packed graphs."""
         graphs = graphs.to(self.device)
         n_graphs = len(graphs)
         outputs = []
         with torch.inference_mode():
             for start in range(0, n_graphs, self.batch_size):
-                index = torch.arange(
-                    start, min(start + self.batch_size, n_graphs), device=self.device
-                )
-                batch = graphs.batch(index)
+                # a host index: batch sizes come from host pointers, no device sync
+                batch = graphs.batch(torch.arange(start, min(start + self.batch_size, n_graphs)))
                 outputs.append(torch.stack([model.predict(batch) for model in self.models]))
             # one device-to-host copy per chunk
             return torch.cat(outputs, dim=1).to(torch.float64).cpu().numpy()
@@ -297,9 +294,10 @@ def _resolve_device(device: str | torch.device | None) -> torch.device:
     return device
 
 
-def _check_positive(name: str, value: int) -> None:
+def _check_positive(name: str, value: int) -> int:
     if not isinstance(value, int) or value < 1:
         raise PredictorError(f"{name} must be a positive integer, got {value!r}")
+    return value
 
 
 def _as_smiles_list(smiles: str | Iterable[str] | pd.Series) -> list:

@@ -161,3 +161,25 @@ def test_ensemble_appends_std_columns(ensemble_run_dirs: list[Path], input_csv: 
         *["pred_valid", "pred_error", "pred_in_domain"],
         *["pred_mu", "pred_mu_std", "pred_gap", "pred_gap_std", "pred_cv", "pred_cv_std"],
     ]
+
+
+def test_empty_prefix_appends_plain_names(predictor: Predictor, input_csv: Path) -> None:
+    out = io.StringIO()
+    predictor.predict_file(input_csv, out, prefix="")
+    out.seek(0)
+    assert list(read_text_csv(out).columns) == [
+        "id",
+        "smiles",
+        "note",
+        "valid",
+        "error",
+        "in_domain",
+        "mu",
+        "gap",
+        "cv",
+    ]
+
+
+def test_bad_chunk_size_is_named(predictor: Predictor, input_csv: Path) -> None:
+    with pytest.raises(PredictorError, match="chunk_size"):
+        predictor.predict_file(input_csv, io.StringIO(), chunk_size=0)
