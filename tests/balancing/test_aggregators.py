@@ -301,6 +301,12 @@ def test_nashmtl_solves_the_bargaining_condition(n_tasks, n_params, seed):
     torch.testing.assert_close(gram @ alpha, 1 / alpha, rtol=1e-6, atol=0)
 
 
+def test_nashmtl_solves_gradients_of_very_different_scales():
+    grads = random_grads(11, 64, 0) * torch.logspace(-3, 3, 11, dtype=torch.float64)[:, None]
+    alpha = weights_of(NashMTL(max_norm=0.0), grads)
+    torch.testing.assert_close(alpha * (grads @ grads.T @ alpha), torch.ones(11).double())
+
+
 @pytest.mark.parametrize("max_norm", [0.5, 1.0, 100.0])
 def test_nashmtl_clips_the_update_norm(max_norm):
     grads = random_grads(5, 12, 3)
@@ -544,3 +550,28 @@ def test_gram_of_long_float32_gradients_is_accurate():
     gram = masked_gram(grads, torch.tensor([True, True, False]))
     torch.testing.assert_close(gram[:2, :2], exact[:2, :2], rtol=1e-6, atol=1e-6 * exact.max())
     assert (gram[2] == 0).all() and (gram[:, 2] == 0).all()
+
+
+class _FailedResult:
+    success = False
+    message = "Iteration limit reached"
+
+
+@pytest.mark.parametrize("name", ["mgda", "cagrad", "nashmtl"])
+def test_failed_solves_raise(name, monkeypatch):
+    import scipy.optimize
+
+    import molmtl.balancing._methods._gram as gram_module
+    import molmtl.balancing._methods.nashmtl as nash_module
+
+    def failing_nnls(*args, **kwargs):
+        raise RuntimeError("Maximum number of iterations reached.")
+
+    if name == "mgda":
+        monkeypatch.setattr(gram_module, "_nnls", failing_nnls)
+    elif name == "cagrad":
+        monkeypatch.setattr(scipy.optimize, "minimize", lambda *a, **k: _FailedResult())
+    else:
+        monkeypatch.setattr(nash_module, "_damped_newton", lambda gram, start, steps: start)
+    with pytest.raises(RuntimeError, match=r"min-norm solve|dual problem|bargaining condition"):
+        weights_of(FACTORIES[name](), random_grads(4, 9, 0))

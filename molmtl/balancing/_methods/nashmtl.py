@@ -16,8 +16,8 @@ _CONDITION_TOLERANCE = 1e-6
 #: Newton steps allowed per CCP round of the official solver (each round there is a full
 #: interior-point solve); from a warm start the Newton method needs far fewer in practice.
 _NEWTON_STEPS_PER_ROUND = 5
-#: below this squared min-norm (Gram scaled to unit largest diagonal), no direction improves all
-#: tasks and the bargaining problem has no solution.
+#: below this squared min-norm of the unit task gradients' convex hull, no direction improves
+#: all tasks and the bargaining problem has no solution.
 _NO_AGREEMENT = 1e-12
 
 
@@ -35,11 +35,12 @@ class NashMTL(Aggregator):
     subproblems, each solved by cvxpy. The condition is exactly the stationarity condition of the
     strictly convex (self-concordant) ``F(alpha) = alpha^T G alpha / 2 - sum_i log(alpha_i)`` on
     ``alpha > 0``, whose unique minimiser is therefore the bargaining solution; here it is found
-    to tolerance by damped Newton steps on the ``[T, T]`` float64 Gram matrix (numpy; at most
-    5 per official CCP round, i.e. 100 by default; typically 3-12), warm-started from the better
-    of the previous ``alpha`` and ``1 / |g_i|``, rescaled to the current gradients. A solution
-    that misses the condition by more than 1e-6 relative raises RuntimeError. Copying the Gram
-    matrix to the CPU is the one small host sync.
+    to tolerance by damped Newton steps (numpy, float64) in the scale-free variables
+    ``beta_i = alpha_i |g_i|``, for which the same condition holds with the cosine matrix in place
+    of ``G`` (at most 5 steps per official CCP round, i.e. 100 by default; typically 3-12),
+    warm-started from the better of the previous ``alpha`` and ``1 / |g_i|``, rescaled to the
+    current gradients. A solution that misses the condition by more than 1e-6 relative raises
+    RuntimeError. Copying the ``[T, T]`` Gram matrix to the CPU is the one small host sync.
 
     Degenerate inputs: a task with an exactly zero gradient cannot be bargained with and gets
     weight 0; when no direction improves all tasks (0 in the convex hull of the gradients, e.g.
@@ -89,43 +90,48 @@ class NashMTL(Aggregator):
     def _solve(self, gram: np.ndarray, previous: Tensor | None, mask: Tensor) -> np.ndarray:
         """``[n]`` bargaining weights from the ``[n, n]`` Gram matrix of the present tasks."""
         alpha = np.zeros(gram.shape[0])
-        usable = gram.diagonal() > 0
+        norms = np.sqrt(gram.diagonal())
+        usable = norms > 0
         if not usable.any():
             return alpha
-        gram = gram[np.ix_(usable, usable)]
-        # G -> s G scales the solution by 1 / sqrt(s): solve at unit scale.
-        scale = gram.diagonal().max()
-        gram = gram / scale
-        simplex = min_norm_simplex_weights(gram)
-        if simplex @ gram @ simplex <= _NO_AGREEMENT:
+        norms = norms[usable]
+        # With alpha_i = beta_i / |g_i| the condition reads beta * (C beta) = 1 for the cosine
+        # matrix C: the same problem, scale-free and well conditioned.
+        cosines = gram[np.ix_(usable, usable)] / np.outer(norms, norms)
+        simplex = min_norm_simplex_weights(cosines)
+        if simplex @ cosines @ simplex <= _NO_AGREEMENT:
             return alpha
         limit = _NEWTON_STEPS_PER_ROUND * self.optim_niter
-        start = self._warm_start(gram, previous, mask, usable)
-        solution = _damped_newton(gram, start, limit)
-        violation = np.abs(solution * (gram @ solution) - 1.0).max()
+        start = self._warm_start(cosines, previous, mask, usable, norms)
+        solution = _damped_newton(cosines, start, limit)
+        violation = np.abs(solution * (cosines @ solution) - 1.0).max()
         if not np.isfinite(violation) or violation > _CONDITION_TOLERANCE:
             raise RuntimeError(
                 f"NashMTL: the bargaining condition alpha * (G alpha) = 1 is still violated by "
-                f"{violation:.3g} after {limit} Newton steps; Gram matrix (scaled by "
-                f"1/{scale:.3g}): {gram.tolist()}. Raise optim_niter for such gradients."
+                f"{violation:.3g} after {limit} Newton steps; gradient norms {norms.tolist()}, "
+                f"cosines {cosines.tolist()}. Raise optim_niter for such gradients."
             )
-        alpha[usable] = solution / np.sqrt(scale)
+        alpha[usable] = solution / norms
         return alpha
 
     @staticmethod
     def _warm_start(
-        gram: np.ndarray, previous: Tensor | None, mask: Tensor, usable: np.ndarray
+        cosines: np.ndarray,
+        previous: Tensor | None,
+        mask: Tensor,
+        usable: np.ndarray,
+        norms: np.ndarray,
     ) -> np.ndarray:
-        """The better of the previous solution and the solution for orthogonal gradients
-        (``1 / |g_i|``), each rescaled to fit ``gram`` best."""
-        candidates = [1.0 / np.sqrt(gram.diagonal())]
+        """The better of the previous solution and the one for orthogonal gradients, each
+        rescaled to fit best (in the cosine variables ``beta = alpha * |g|``)."""
+        candidates = [np.ones(cosines.shape[0])]
         if previous is not None and previous.shape == mask.shape:
-            earlier = previous.cpu().numpy()[mask.cpu().numpy()][usable]
+            earlier = previous.cpu().numpy()[mask.cpu().numpy()][usable] * norms
             if (earlier > 0).all():
                 candidates.append(earlier)
-        # argmin_t F(t a) in closed form: t^2 a^T G a = n.
-        rescaled = [a * np.sqrt(gram.shape[0] / (a @ gram @ a)) for a in candidates]
-        return min(rescaled, key=lambda a: 0.5 * a @ gram @ a - np.log(a).sum())
+        # argmin_t F(t b) in closed form: t^2 b^T C b = n.
+        rescaled = [b * np.sqrt(cosines.shape[0] / (b @ cosines @ b)) for b in candidates]
+        return min(rescaled, key=lambda b: 0.5 * b @ cosines @ b - np.log(b).sum())
 
     def state_dict(self) -> dict[str, Any]:
         state: dict[str, Any] = {"step": self.step_}
@@ -140,7 +146,8 @@ class NashMTL(Aggregator):
 
 
 def _damped_newton(gram: np.ndarray, alpha: np.ndarray, max_steps: int) -> np.ndarray:
-    """Minimise ``F(alpha) = alpha^T G alpha / 2 - sum log(alpha)`` from ``alpha > 0``.
+    """Minimise ``F(alpha) = alpha^T G alpha / 2 - sum log(alpha)`` from ``alpha > 0``
+    (``gram`` is the cosine matrix when called from :class:`NashMTL`).
 
     ``F`` is self-concordant, so Newton steps damped by ``1 / (1 + decrement)`` stay in
     ``alpha > 0`` and converge globally, quadratically near the solution.
