@@ -96,12 +96,17 @@ def min_norm_simplex_weights(gram: np.ndarray) -> np.ndarray:
         ``[n]`` weights, non-negative, summing to 1 (uniform when all vectors are zero).
     """
     n_vectors = gram.shape[0]
-    largest = gram.diagonal().max()
+    norms = np.sqrt(np.clip(gram.diagonal(), 0.0, None))
+    largest = norms.max()
     if largest <= 0:
         return np.full(n_vectors, 1.0 / n_vectors)
-    # Scaling leaves the minimiser unchanged and keeps the two terms of the objective comparable.
-    eigenvalues, eigenvectors = np.linalg.eigh(gram / largest)
-    root = np.sqrt(np.clip(eigenvalues, 0.0, None))[:, None] * eigenvectors.T
+    # R = R_C diag(|g|) with R_C^T R_C the cosine matrix keeps short vectors exact relative to
+    # their own length; scaling by the largest norm leaves the minimiser unchanged.
+    safe_norms = np.where(norms > 0, norms, 1.0)
+    cosines = gram / np.outer(safe_norms, safe_norms)
+    np.fill_diagonal(cosines, 1.0)
+    eigenvalues, eigenvectors = np.linalg.eigh(cosines)
+    root = np.sqrt(np.clip(eigenvalues, 0.0, None))[:, None] * eigenvectors.T * (norms / largest)
     design = np.vstack([root, np.ones((1, n_vectors))])
     target = np.zeros(n_vectors + 1)
     target[-1] = 1.0
