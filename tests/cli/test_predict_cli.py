@@ -6,6 +6,7 @@ import argparse
 import io
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +45,16 @@ def write_tiny_mpnn_run(run_dir: Path, seed: int) -> Path:
     return run_dir
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread() -> Iterator[None]:
+    """Restores torch's thread count, which `--threads` and this module set (one thread: tiny
+    models run fastest so, and two threads on busy shared cores spin)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def run_dirs(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     return [write_tiny_mpnn_run(tmp_path_factory.mktemp("run"), seed) for seed in (0, 1)]
@@ -73,7 +84,8 @@ def molmtl_predict(*argv: str | Path) -> int:
 def test_smiles_arguments_print_a_table_and_exit_0_despite_invalid_rows(
     run_dirs: list[Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert molmtl_predict("--model", run_dirs[0], "--device", "cpu", *[s for s in SMILES if s]) == 0
+    argv = ["--model", run_dirs[0], "--device", "cpu", "--threads", "1", *[s for s in SMILES if s]]
+    assert molmtl_predict(*argv) == 0
     out, err = capsys.readouterr()
     header, *rows = out.splitlines()
     assert header.split() == [
@@ -203,6 +215,7 @@ def test_smiles_xor_input_is_a_usage_error(
     assert "SMILES arguments or --input" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # a fresh interpreter imports torch and RDKit: seconds on a busy machine
 def test_entry_point_fails_without_traceback(tmp_path: Path) -> None:
     pytest.importorskip("molmtl.cli.main")
     result = subprocess.run(

@@ -7,7 +7,7 @@ prediction distinct, so a shifted row cannot go unnoticed.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -68,3 +68,12 @@ def ensemble_run_dirs(make_run_dir: Callable[..., Path], run_dir: Path) -> list[
 def fresh_run_dir(make_run_dir: Callable[..., Path]) -> Path:
     """A run directory a test may damage."""
     return make_run_dir(seed=0)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def one_torch_thread() -> Iterator[None]:
+    """Tiny models run fastest on one thread; two threads on busy shared cores spin."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
