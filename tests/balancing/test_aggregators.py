@@ -578,3 +578,25 @@ def test_failed_solves_raise(name, monkeypatch):
         monkeypatch.setattr(nash_module, "_damped_newton", lambda gram, start, steps: start)
     with pytest.raises(RuntimeError, match=r"min-norm solve|dual problem|bargaining condition"):
         weights_of(FACTORIES[name](), random_grads(4, 9, 0))
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize(
+    ("name", "n_tasks"), [("mgda", 2), ("pcgrad", 5), ("gradvac", 5), ("imtl", 5)]
+)
+def test_closed_form_methods_do_not_sync_on_cuda(name, n_tasks):
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device")
+    grads = random_grads(n_tasks, 64, 0, dtype=torch.float32).cuda()
+    losses = torch.ones(n_tasks, device="cuda")
+    mask = all_present(n_tasks).cuda()
+    aggregator = FACTORIES[name]()
+    aggregator(grads, losses, mask)  # creates the generator, loads the kernels
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        update = aggregator(grads, losses, mask)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    expected = FACTORIES[name]()(grads.cpu(), losses.cpu(), mask.cpu())
+    if name in DETERMINISTIC:
+        torch.testing.assert_close(update.cpu(), expected, rtol=1e-4, atol=1e-5)

@@ -58,15 +58,17 @@ class GradVac(Aggregator):
         norms = gram.diagonal().sqrt()
         pair_present = mask[:, None] & mask[None, :]
         coefficients = torch.diag(mask.to(gram.dtype))
-        rows = torch.arange(n_tasks, device=gram.device)
+        task_ids = torch.arange(n_tasks, device=gram.device)
         for position in range(n_tasks - 1):
             partners = orders[:, position]
+            # One-hot [T, T] of each row's partner: gather and scatter by arithmetic (no syncs).
+            visited = partners[:, None] == task_ids
             dots = (coefficients * gram[partners]).sum(dim=1)  # g_i' . g_j
             current_norms = (coefficients @ gram * coefficients).sum(dim=1).clamp(min=0.0).sqrt()
             partner_norms = norms[partners]
             similarity = dots / (current_norms * partner_norms + self.eps)
-            target = targets[rows, partners]
-            present = pair_present[rows, partners]
+            target = torch.where(visited, targets, 0.0).sum(dim=1)
+            present = (visited & pair_present).any(dim=1)
             target_sine = (1.0 - target**2).clamp(min=0.0).sqrt()
             sine = (1.0 - similarity**2).clamp(min=0.0).sqrt()
             step = (
@@ -75,11 +77,9 @@ class GradVac(Aggregator):
                 / (partner_norms * target_sine + self.eps)
             )
             step = torch.where(present & (similarity < target), step, 0.0)
-            coefficients = coefficients.index_put((rows, partners), step, accumulate=True)
-            updated = torch.where(
-                present, (1 - self.beta) * target + self.beta * similarity, target
-            )
-            targets = targets.index_put((rows, partners), updated)
+            coefficients = coefficients + visited * step[:, None]
+            updated = (1 - self.beta) * target + self.beta * similarity
+            targets = torch.where(visited & present[:, None], updated[:, None], targets)
         self.target_similarity_ = targets
         return coefficients.sum(dim=0).to(grads.dtype)
 

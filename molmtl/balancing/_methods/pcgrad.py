@@ -42,12 +42,14 @@ class PCGrad(Aggregator):
         safe_squared_norms = torch.where(squared_norms > 0, squared_norms, 1.0)
         # Row i holds g_i' as coefficients over the original gradients; absent tasks stay 0.
         coefficients = torch.diag(mask.to(gram.dtype))
-        rows = torch.arange(n_tasks, device=gram.device)
+        task_ids = torch.arange(n_tasks, device=gram.device)
         for position in range(n_tasks):
             partners = orders[:, position]
+            # One-hot [T, T] of each row's partner: scatter by arithmetic, safe from host syncs.
+            visited = (partners[:, None] == task_ids).to(gram.dtype)
             dots = (coefficients * gram[partners]).sum(dim=1)  # g_i' . g_partner(i)
             shifts = dots.clamp(max=0.0) / safe_squared_norms[partners]
-            coefficients = coefficients.index_put((rows, partners), -shifts, accumulate=True)
+            coefficients = coefficients - visited * shifts[:, None]
         return coefficients.sum(dim=0).to(grads.dtype)
 
     def state_dict(self) -> dict[str, Any]:
