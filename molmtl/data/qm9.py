@@ -58,7 +58,7 @@ QM9_ATOM_REFERENCES: dict[str, tuple[float, float, float, float]] = {
     "H": (-0.500273, -0.498857, -0.497912, -0.510927),
     "C": (-37.846772, -37.845355, -37.844411, -37.861317),
     "N": (-54.583861, -54.582445, -54.581501, -54.598897),
-    "O": (-75.064579, -75.063162, -75.062219, -75.079532),
+    "O": (-75.064579, -75.063163, -75.062219, -75.079532),
     "F": (-99.718730, -99.717314, -99.716370, -99.733544),
 }
 HARTREE_TO_KCAL_PER_MOL = 627.509
@@ -377,7 +377,7 @@ def load_qm9(
     source = locate_qm9(path, download=download)
     frame, geometries = read_qm9(source)
     smiles = frame["smiles"].tolist()
-    needs_geometry = getattr(chosen, "uses_coordinates", False)
+    needs_geometry = chosen.uses_coordinates
 
     def featurize():
         if not needs_geometry:

@@ -8,6 +8,7 @@
 """
 
 from molmtl.featurizers import graph2d as _graph2d  # noqa: F401  (registers "2d")
+from molmtl.featurizers import graph3d as _graph3d  # noqa: F401  (registers "3d")
 from molmtl.featurizers._base import (
     QM9_ELEMENTS,
     QM9_MAX_HEAVY_ATOMS,

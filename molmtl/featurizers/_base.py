@@ -91,6 +91,16 @@ class FeaturizedBatch:
         return np.where(self.valid, np.cumsum(self.valid) - 1, -1)
 
 
+def atoms_of(mol: Chem.Mol) -> list[Chem.Atom]:
+    """The atoms of ``mol`` as a list (much faster than iterating ``mol.GetAtoms()``)."""
+    return list(map(mol.GetAtomWithIdx, range(mol.GetNumAtoms())))
+
+
+def bonds_of(mol: Chem.Mol) -> list[Chem.Bond]:
+    """The bonds of ``mol`` as a list (much faster than iterating ``mol.GetBonds()``)."""
+    return list(map(mol.GetBondWithIdx, range(mol.GetNumBonds())))
+
+
 def parse_smiles(smiles: Any) -> Chem.Mol:
     """RDKit molecule from a SMILES string, or :class:`InvalidMoleculeError` saying why not."""
     if not isinstance(smiles, str):
@@ -180,6 +190,8 @@ class Featurizer(ABC):
     version: ClassVar[int]
     node_features: ClassVar[tuple[Feature, ...]]
     edge_features: ClassVar[tuple[Feature, ...]]
+    #: whether featurize_many reads ``coords`` / ``elements`` (loaders then supply geometries)
+    uses_coordinates: ClassVar[bool] = False
 
     def options(self) -> dict[str, Any]:
         """JSON-serializable constructor options (part of :attr:`spec`)."""

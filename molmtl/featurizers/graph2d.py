@@ -12,7 +12,7 @@ import numpy as np
 from rdkit import Chem
 from rdkit.Chem import Atom, Bond
 
-from molmtl.featurizers._base import Featurizer, RawGraph
+from molmtl.featurizers._base import Featurizer, RawGraph, atoms_of, bonds_of
 from molmtl.featurizers._registry import register
 from molmtl.featurizers.features import Feature
 
@@ -108,8 +108,7 @@ class Graph2DFeaturizer(Featurizer):
         # read plain getters with map(), and take ring membership, degree and mass from
         # whole-molecule data. All one-hot encoding happens later, vectorized over the dataset.
         n_atoms = mol.GetNumAtoms()
-        atoms = list(map(mol.GetAtomWithIdx, range(n_atoms)))
-        bonds = list(map(mol.GetBondWithIdx, range(mol.GetNumBonds())))
+        atoms, bonds = atoms_of(mol), bonds_of(mol)
         atomic_numbers = np.fromiter(map(Atom.GetAtomicNum, atoms), dtype=np.int64, count=n_atoms)
         begin = np.fromiter(map(Bond.GetBeginAtomIdx, bonds), dtype=np.int64, count=len(bonds))
         end = np.fromiter(map(Bond.GetEndAtomIdx, bonds), dtype=np.int64, count=len(bonds))

@@ -40,3 +40,35 @@ def qm9_small_dir(tmp_path_factory, qm9_frame) -> Path:
     with lzma.open(directory / "qm9_geometries.extxyz.xz", "wt") as handle:
         handle.write("".join(read_first_frames(N_SMALL)))
     return directory
+
+
+def write_pyg_raw(
+    directory: Path, frame: pd.DataFrame, frames: list[str], excluded: list[int]
+) -> None:
+    """PyG's raw layout for the molecules of ``frame``: gdb9.sdf (coordinates from the extended
+    XYZ frames, bonds from the SMILES matched onto them), gdb9.sdf.csv, uncharacterized.txt
+    listing the 1-based positions ``excluded``."""
+    import numpy as np
+    from rdkit import Chem
+
+    from molmtl.featurizers.graph3d import match_to_geometry
+
+    writer = Chem.SDWriter(str(directory / "gdb9.sdf"))
+    for smiles, block in zip(frame["smiles"], frames, strict=True):
+        rows = [line.split() for line in block.splitlines()[2:]]
+        elements = [r[0] for r in rows]
+        coords = np.array([[float(v) for v in r[1:4]] for r in rows])
+        mol = Chem.AddHs(Chem.MolFromSmiles(smiles))
+        order = match_to_geometry(mol, elements, coords)
+        mol = Chem.RenumberAtoms(mol, np.argsort(order).tolist())  # atom k = coordinate row k
+        Chem.Kekulize(mol, clearAromaticFlags=True)
+        conformer = Chem.Conformer(mol.GetNumAtoms())
+        for k, xyz in enumerate(coords):
+            conformer.SetAtomPosition(k, xyz.tolist())
+        mol.AddConformer(conformer, assignId=True)
+        writer.write(mol)
+    writer.close()
+    frame.drop(columns=["smiles"]).to_csv(directory / "gdb9.sdf.csv", index=False)
+    header = "header line\n" * 9
+    rows = "".join(f"  {i}   CC   CC   CC   0.0\n" for i in excluded)
+    (directory / "uncharacterized.txt").write_text(header + rows + "=" * 20 + "\n")
