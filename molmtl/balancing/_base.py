@@ -45,7 +45,8 @@ class Aggregator(ABC):
 
         Args:
             grads: ``[T, P]`` per-task gradients of the shared parameters (rows of tasks with
-                ``mask`` False are zero).
+                ``mask`` False are zero). A workspace reused by the next step: do not modify
+                it in place or keep a reference to it (copy what must persist).
             losses: ``[T]`` the task losses of the batch, detached and before any log
                 transform (a balancer's log transform changes the gradients, not these).
             mask: ``[T]`` bool, True for tasks with labels in this batch.

@@ -61,11 +61,12 @@ class GradientBalancer(Balancer):
 
     def _backward(self, losses: Tensor, mask: Tensor, bad: Tensor | None) -> dict[str, Tensor]:
         task_losses = torch.log(losses + self.eps) if self.log_transform else losses
-        shared_grads, task_grads = self.gradients(
-            task_losses, self.shared_params, self.task_params, mask.to(losses.dtype)
-        )
-        # Rows of unlabelled tasks (and NaN rows of a bad step) must not reach the aggregator.
-        shared_grads = torch.where(mask[:, None], shared_grads, 0.0)
+        # Masking the (finite) losses zeroes the gradient rows of unlabelled tasks for free.
+        task_losses = task_losses * mask
+        shared_grads, task_grads = self.gradients(task_losses, self.shared_params, self.task_params)
+        if bad is not None:
+            # A bad step's NaN rows must not reach the aggregator's state.
+            shared_grads = torch.where(mask[:, None], shared_grads, 0.0)
         observed_losses = torch.where(mask, losses.detach(), 1.0)
         update, weights = self.aggregator.aggregate(shared_grads, observed_losses, mask)
         accumulate_grads(self.shared_params, unflatten(update, self.shared_params), bad)

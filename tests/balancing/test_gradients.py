@@ -11,7 +11,7 @@ from molmtl.balancing._gradients import (
 )
 
 
-def reference_gradients(model, losses, task_weights):
+def reference_gradients(model, losses):
     """One autograd call per (task, parameter): slow and obviously right."""
     shared = list(model.trunk.parameters())
     rows = []
@@ -24,10 +24,10 @@ def reference_gradients(model, losses, task_weights):
     task_grads = []
     for param in model.heads.parameters():
         total = torch.zeros_like(param)
-        for weight, loss in zip(task_weights, losses, strict=True):
+        for loss in losses:
             (grad,) = torch.autograd.grad(loss, param, retain_graph=True, allow_unused=True)
             if grad is not None:
-                total += weight * grad
+                total += grad
         task_grads.append(total)
     return torch.stack(rows), task_grads
 
@@ -37,13 +37,9 @@ def reference_gradients(model, losses, task_weights):
 def test_backends_match_reference(backend, n_tasks, seed):
     model = TinyMTL(n_tasks=n_tasks, seed=seed)
     x, y = make_batch(n_tasks, seed=seed)
-    task_weights = torch.rand(n_tasks, generator=torch.Generator().manual_seed(seed))
-    expected_shared, expected_task = reference_gradients(model, model.losses(x, y), task_weights)
+    expected_shared, expected_task = reference_gradients(model, model.losses(x, y))
     shared, task = PerTaskGradients(backend)(
-        model.losses(x, y),
-        list(model.trunk.parameters()),
-        list(model.heads.parameters()),
-        task_weights,
+        model.losses(x, y), list(model.trunk.parameters()), list(model.heads.parameters())
     )
     assert shared.shape == (n_tasks, sum(p.numel() for p in model.trunk.parameters()))
     torch.testing.assert_close(shared, expected_shared)
@@ -56,9 +52,7 @@ def test_unused_shared_parameter_gets_zero_rows(backend):
     model = TinyMTL(n_tasks=2)
     unused = torch.nn.Parameter(torch.ones(3))
     x, y = make_batch(2)
-    shared, _ = BACKENDS[backend](
-        model.losses(x, y), [*model.trunk.parameters(), unused], [], torch.ones(2)
-    )
+    shared, _ = BACKENDS[backend](model.losses(x, y), [*model.trunk.parameters(), unused], [])
     assert (shared[:, -3:] == 0).all()
 
 
@@ -71,10 +65,10 @@ def test_auto_falls_back_to_sequential_with_a_warning(monkeypatch):
     model = TinyMTL()
     x, y = make_batch()
     gradients = PerTaskGradients("auto")
-    args = (list(model.trunk.parameters()), list(model.heads.parameters()), torch.ones(3))
+    args = (list(model.trunk.parameters()), list(model.heads.parameters()))
     with pytest.warns(RuntimeWarning, match="sequential"):
         shared, _ = gradients(model.losses(x, y), *args)
-    expected, _ = reference_gradients(model, model.losses(x, y), torch.ones(3))
+    expected, _ = reference_gradients(model, model.losses(x, y))
     torch.testing.assert_close(shared, expected)
     assert gradients.backend == "sequential"
 
@@ -87,9 +81,7 @@ def test_explicit_batched_backend_does_not_fall_back(monkeypatch):
     model = TinyMTL()
     x, y = make_batch()
     with pytest.raises(RuntimeError, match="batching rule"):
-        PerTaskGradients("batched")(
-            model.losses(x, y), list(model.trunk.parameters()), [], torch.ones(3)
-        )
+        PerTaskGradients("batched")(model.losses(x, y), list(model.trunk.parameters()), [])
 
 
 def test_accumulate_adds_like_backward_and_zeroes_bad_steps():

@@ -46,13 +46,17 @@ class TinyMTL(nn.Module):
 
 
 def make_batch(
-    n_tasks: int = 3, n: int = 16, in_dim: int = 5, seed: int = 0
+    n_tasks: int = 3,
+    n: int = 16,
+    in_dim: int = 5,
+    seed: int = 0,
+    dtype: torch.dtype = torch.float32,
 ) -> tuple[Tensor, Tensor]:
     """Inputs ``[n, in_dim]`` and targets ``[n, T]`` on very different scales per task."""
     generator = torch.Generator().manual_seed(seed)
-    x = torch.randn(n, in_dim, generator=generator)
-    scales = 10.0 ** torch.arange(n_tasks, dtype=torch.float32)
-    y = torch.randn(n, n_tasks, generator=generator) * scales
+    x = torch.randn(n, in_dim, generator=generator, dtype=dtype)
+    scales = 10.0 ** torch.arange(n_tasks, dtype=dtype)
+    y = torch.randn(n, n_tasks, generator=generator, dtype=dtype) * scales
     return x, y
 
 

@@ -57,9 +57,10 @@ class GradMax(Aggregator):
             )
         self.step_ = self.step_ + mask.any()
         beta_k = self.beta / self.step_.clamp(min=1).to(grads.dtype) ** self.beta_sigma
-        # LibMTL's form of the EMA: g + β_k (ĝ − g).
-        smoothed = torch.lerp(grads, self.grad_buffer_, beta_k)
-        self.grad_buffer_ = torch.where(mask[:, None], smoothed, self.grad_buffer_)
+        # ĝ ← ĝ + (1 − β_k)(g − ĝ) in place (no [T, P] allocation); weight 0 leaves an
+        # unlabelled task's buffer bit-for-bit unchanged.
+        row_weights = torch.where(mask, 1.0 - beta_k, 0.0)[:, None]
+        self.grad_buffer_.lerp_(grads, row_weights)
         norms = self.grad_buffer_.norm(dim=1)
         largest = torch.where(mask, norms, 0.0).max()
         weights = torch.where(mask, largest / (norms + 1e-8), 0.0)
