@@ -63,6 +63,9 @@ def main() -> None:
     parser.add_argument("--chunk-size", type=int, default=10_000)
     parser.add_argument("--batch-size", type=int, default=None, help="default: the Predictor's")
     parser.add_argument(
+        "--n-jobs", type=int, default=None, help="featurization workers (default: auto)"
+    )
+    parser.add_argument(
         "--stream-rows",
         default="100000,1000000",
         help="comma-separated CSV lengths for the memory test ('' skips it)",
@@ -75,8 +78,8 @@ def main() -> None:
 
     import torch
 
-    thread_counts = [int(t) for t in args.threads.split(",")]
-    torch.set_num_threads(thread_counts[-1])
+    args.thread_counts = [int(t) for t in args.threads.split(",")]
+    torch.set_num_threads(args.thread_counts[-1])
     if args.stream_worker:
         stream_worker(*args.stream_worker, args)
         return
@@ -98,7 +101,7 @@ def main() -> None:
             else make_run_dirs(Path(scratch), args.models.split(","))
         )
         for name, run_dir in run_dirs.items():
-            for threads in thread_counts:
+            for threads in args.thread_counts:
                 torch.set_num_threads(threads)
                 bench_throughput(f"{name}, {threads} thread(s)", run_dir, sample, args)
         rows = [int(r) for r in args.stream_rows.split(",") if r]
@@ -132,16 +135,24 @@ def median_seconds(action: Callable[[], object], repeats: int) -> float:
     return statistics.median(times)
 
 
+def load_predictor(run_dir: Path | str, args: argparse.Namespace):
+    from molmtl.predict import Predictor
+
+    return Predictor.load(
+        run_dir,
+        device=args.device,
+        chunk_size=args.chunk_size,
+        batch_size=args.batch_size,
+        n_jobs=args.n_jobs,
+    )
+
+
 def bench_throughput(name: str, run_dir: Path, smiles: list[str], args: argparse.Namespace) -> None:
     import torch
 
-    from molmtl.predict import Predictor
-
-    predictor = Predictor.load(
-        run_dir, device=args.device, chunk_size=args.chunk_size, batch_size=args.batch_size
-    )
+    predictor = load_predictor(run_dir, args)
     n_parameters = sum(p.numel() for p in predictor.models[0].parameters())
-    featurized = predictor.featurizer.featurize_many(smiles)
+    featurized = predictor.featurizer.featurize_many(smiles, n_jobs=args.n_jobs)
 
     def model_only() -> None:
         predictor._forward(featurized.graphs)
@@ -150,7 +161,9 @@ def bench_throughput(name: str, run_dir: Path, smiles: list[str], args: argparse
 
     predictor.predict(smiles[:100])  # warm-up (lazy imports, allocator)
     end_to_end = median_seconds(lambda: predictor.predict(smiles), args.repeats)
-    featurize = median_seconds(lambda: predictor.featurizer.featurize_many(smiles), args.repeats)
+    featurize = median_seconds(
+        lambda: predictor.featurizer.featurize_many(smiles, n_jobs=args.n_jobs), args.repeats
+    )
     forward = median_seconds(model_only, args.repeats)
     naive_smiles = smiles[: args.n_naive]
     naive = median_seconds(lambda: [predictor.predict(s) for s in naive_smiles], 1)
@@ -178,33 +191,38 @@ def bench_throughput(name: str, run_dir: Path, smiles: list[str], args: argparse
 def bench_streaming(
     run_dir: Path, smiles: list[str], rows: list[int], scratch: Path, args: argparse.Namespace
 ) -> None:
-    thread_counts = [int(t) for t in args.threads.split(",")]
+    threads = args.thread_counts[-1]
     print(
-        f"\n[streaming predict_file, chunk_size={args.chunk_size}, {thread_counts[-1]} thread(s)] "
+        f"\n[streaming predict_file, chunk_size={args.chunk_size}, {threads} thread(s)] "
         "peak RSS in a fresh process per file"
     )
-    peaks = {}
+    peaks, added = {}, {}
     for n_rows in rows:
         in_csv = scratch / f"in_{n_rows}.csv"
         write_repeated_csv(in_csv, smiles, n_rows)
         worker = ["--stream-worker", str(run_dir), str(in_csv), str(scratch / "out.csv")]
-        settings = ["--device", args.device, "--threads", str(thread_counts[-1])]
+        settings = ["--device", args.device, "--threads", str(threads)]
         settings += ["--chunk-size", str(args.chunk_size)]
         settings += ["--batch-size", str(args.batch_size)] if args.batch_size else []
+        settings += ["--n-jobs", str(args.n_jobs)] if args.n_jobs else []
         command = [sys.executable, __file__, *worker, *settings]
         report = json.loads(
             subprocess.run(command, check=True, capture_output=True, text=True).stdout
         )
         in_csv.unlink()
         peaks[n_rows] = report["peak_mb"]
+        added[n_rows] = report["peak_mb"] - report["loaded_mb"]
         print(
-            f"  {n_rows:>9,} rows: peak RSS {report['peak_mb']:7.0f} MB (after loading: {report['loaded_mb']:.0f} MB, "
-            f"streaming adds {report['peak_mb'] - report['loaded_mb']:.0f} MB), {n_rows / report['seconds']:.0f} rows/s"
+            f"  {n_rows:>9,} rows: peak RSS {report['peak_mb']:7.0f} MB (after loading: "
+            f"{report['loaded_mb']:.0f} MB, streaming adds {added[n_rows]:.0f} MB), "
+            f"{n_rows / report['seconds']:.0f} rows/s"
         )
     if len(peaks) > 1:
         small, large = min(peaks), max(peaks)
         print(
-            f"  peak RSS ratio {large:,} / {small:,} rows: {peaks[large] / peaks[small]:.2f} (flat = 1.00)"
+            f"  {large:,} vs {small:,} rows ({large / small:.0f}x longer): peak RSS ratio "
+            f"{peaks[large] / peaks[small]:.2f}, streaming's own memory {added[small]:.0f} -> "
+            f"{added[large]:.0f} MB (flat = ratio 1.00)"
         )
 
 
@@ -218,11 +236,7 @@ def write_repeated_csv(path: Path, smiles: list[str], n_rows: int) -> None:
 
 
 def stream_worker(run_dir: str, in_csv: str, out_csv: str, args: argparse.Namespace) -> None:
-    from molmtl.predict import Predictor
-
-    predictor = Predictor.load(
-        run_dir, device=args.device, chunk_size=args.chunk_size, batch_size=args.batch_size
-    )
+    predictor = load_predictor(run_dir, args)
     predictor.predict(["CCO"] * 100)  # warm-up, so the baseline includes torch's own allocations
     loaded_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     start = time.perf_counter()
