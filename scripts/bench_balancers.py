@@ -25,6 +25,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -67,17 +68,26 @@ def build_mlp(n_tasks: int, batch_size: int, device: torch.device) -> Workload:
     )
 
 
-def build_qm9_mpnn(n_tasks: int, batch_size: int, device: torch.device) -> Workload:
+def build_qm9_mpnn(
+    n_tasks: int, batch_size: int, device: torch.device, complete_graph: bool = False
+) -> Workload:
     """The benchmark MPNN (molmtl.models, 3D feature sizes) on random QM9-sized graphs.
 
-    Each graph has 18 nodes and 38 directed edges (QM9's mean with hydrogens).
+    Each graph has 18 nodes (QM9's mean with hydrogens) and either 38 random directed edges
+    (about its bonds) or all 306 ordered pairs (the 3D featurizer's complete graph).
     """
     from molmtl.data import PackedGraphs
     from molmtl.models import build_model
 
-    node_dim, edge_dim, n_nodes, n_edges = 11, 5, 18, 38
+    node_dim, edge_dim, n_nodes = 11, 5, 18
     generator = torch.Generator().manual_seed(0)
-    edge_index = torch.randint(n_nodes, (2, n_edges * batch_size), generator=generator)
+    if complete_graph:
+        pairs = torch.cartesian_prod(torch.arange(n_nodes), torch.arange(n_nodes)).T
+        one_graph = pairs[:, pairs[0] != pairs[1]]
+        edge_index = one_graph.repeat(1, batch_size)
+    else:
+        edge_index = torch.randint(n_nodes, (2, 38 * batch_size), generator=generator)
+    n_edges = edge_index.shape[1] // batch_size
     counts = torch.arange(batch_size + 1)
     graphs = PackedGraphs(
         x=torch.randn(n_nodes * batch_size, node_dim, generator=generator),
@@ -101,6 +111,7 @@ def build_qm9_mpnn(n_tasks: int, batch_size: int, device: torch.device) -> Workl
 MODELS: dict[str, Callable[[int, int, torch.device], Workload]] = {
     "mlp": build_mlp,
     "qm9-mpnn": build_qm9_mpnn,
+    "qm9-mpnn-complete": partial(build_qm9_mpnn, complete_graph=True),
 }
 
 
