@@ -19,7 +19,7 @@ from molmtl.featurizers._base import (
     domain_problems,
     parse_smiles,
 )
-from molmtl.featurizers._registry import available, from_spec, get, register
+from molmtl.featurizers._registry import available, feature_tables, from_spec, get, register
 from molmtl.featurizers.features import Feature
 
 __all__ = [
@@ -32,6 +32,7 @@ __all__ = [
     "InvalidMoleculeError",
     "available",
     "domain_problems",
+    "feature_tables",
     "from_spec",
     "get",
     "parse_smiles",

@@ -75,3 +75,19 @@ def from_spec(spec: dict[str, Any]) -> Featurizer:
             "the model was trained with other features (retrain, or use the molmtl version that trained it)"
         )
     return featurizer
+
+
+def feature_tables() -> str:
+    """Markdown tables of every registered featurizer's node and edge features (for docs/data.md)."""
+    from molmtl.featurizers.features import markdown_table
+
+    sections = []
+    for name in available():
+        featurizer = get(name)
+        sections.append(
+            f"### `{name}` featurizer (version {featurizer.version}): "
+            f"node_dim {featurizer.node_dim}, edge_dim {featurizer.edge_dim}\n\n"
+            f"Node features:\n\n{markdown_table(featurizer.node_features)}\n\n"
+            f"Edge features:\n\n{markdown_table(featurizer.edge_features)}\n"
+        )
+    return "\n".join(sections)
