@@ -135,14 +135,15 @@ class PerTaskGradients:
 
     def _out(self, losses: Tensor, shared: list[Tensor]) -> Tensor:
         shape = (losses.shape[0], sum(p.numel() for p in shared))
+        dtype, device = shared[0].dtype, shared[0].device
         workspace = self._workspace
         if (
             workspace is None
             or workspace.shape != shape
-            or workspace.dtype != losses.dtype
-            or workspace.device != losses.device
+            or workspace.dtype != dtype
+            or workspace.device != device
         ):
-            self._workspace = losses.new_empty(shape)
+            self._workspace = torch.empty(shape, dtype=dtype, device=device)
         return self._workspace
 
     def __call__(

@@ -101,7 +101,8 @@ class LossMonitor:
         self._nonnegative = nonnegative
         self._host_flag.copy_(self._any_bad, non_blocking=True)
         if device.type == "cuda":
-            self._copied = torch.cuda.Event()
+            if self._copied is None:
+                self._copied = torch.cuda.Event()
             self._copied.record()
         return self._any_bad
 
