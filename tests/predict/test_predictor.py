@@ -150,3 +150,42 @@ def test_unusable_device_is_named(run_dir: Path, device: str) -> None:
         pytest.skip("CUDA is available here")
     with pytest.raises(PredictorError, match=device):
         Predictor.load(run_dir, device=device)
+
+
+@pytest.fixture(scope="module")
+def predictor_3d(make_run_dir) -> Predictor:
+    """The 3D featurizer generates a seeded conformer for each SMILES."""
+    tiny_mpnn = {
+        "encoder": "mpnn",
+        "hidden_dim": 8,
+        "edge_hidden_dim": 8,
+        "n_iterations": 1,
+        "set2set_steps": 1,
+    }
+    return Predictor.load(
+        make_run_dir(seed=0, featurizer="3d", model_config=tiny_mpnn), device="cpu"
+    )
+
+
+def test_3d_rows_align_with_inputs(predictor_3d: Predictor) -> None:
+    frame = predictor_3d.predict(MIXED_SMILES)
+    assert len(frame) == len(MIXED)
+    # the 3D featurizer refuses elements outside H, C, N, O, F, and says so; the rest as in 2D
+    valid_2d = np.array([valid for _, valid, _ in MIXED])
+    refused = frame[valid_2d & ~frame["valid"]]
+    assert refused["smiles"].tolist() == ["[Na+].[Cl-]", "C[Si](C)(C)C"]
+    assert refused["error"].str.contains("unsupported").all()
+    assert not (frame["valid"] & ~valid_2d).any()
+    pd.testing.assert_frame_equal(frame, one_by_one(predictor_3d, MIXED_SMILES), rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "spellings", [("c1ccccc1", "C1=CC=CC=C1"), ("CCO", "OCC"), ("c1ccncc1", "n1ccccc1")]
+)
+def test_3d_same_molecule_same_prediction(
+    predictor_3d: Predictor, spellings: tuple[str, ...]
+) -> None:
+    values = predictor_3d.predict(list(spellings))[predictor_3d.targets].to_numpy()
+    np.testing.assert_allclose(
+        values, np.broadcast_to(values[0], values.shape), rtol=1e-4, atol=1e-4
+    )
