@@ -32,7 +32,8 @@ QM9_ELEMENTS: tuple[str, ...] = ("H", "C", "N", "O", "F")
 QM9_MAX_HEAVY_ATOMS = 9
 _OUTSIDE_QM9_ELEMENTS = Chem.MolFromSmarts("[!#1;!#6;!#7;!#8;!#9]")
 
-#: below this many molecules a process pool costs more than it saves (measured, see docs/data.md)
+#: below this many molecules a process pool's start-up and transfers outweigh its gain (on a
+#: busy 2-core machine: 20,000 QM9 SMILES no gain, 40,000 1.16x with 2 workers)
 PARALLEL_MIN_MOLECULES = 20_000
 
 
@@ -162,16 +163,37 @@ def domain_problems(mol: Chem.Mol) -> str:
 
 @dataclass
 class _RawChunk:
-    """Raw rows of consecutive input molecules (picklable, returned by pool workers)."""
+    """Raw rows of consecutive input molecules, concatenated (picklable: pool workers return it).
 
-    node_raw: list[np.ndarray] = field(default_factory=list)
-    edge_index: list[np.ndarray] = field(default_factory=list)
-    edge_raw: list[np.ndarray] = field(default_factory=list)
-    pos: list[np.ndarray] = field(default_factory=list)
-    valid: list[bool] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-    domain_notes: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
+    Attributes:
+        node_raw: ``[N, n_node_features]`` float32, rows of all valid molecules.
+        edge_index: ``[2, M]`` int64, local node indices.
+        edge_raw: ``[M, n_edge_features]`` float32.
+        pos: ``[N, 3]`` or None.
+        node_counts, edge_counts: ``[n_valid]`` int64.
+        valid, errors, domain_notes, notes: one entry per input molecule.
+    """
+
+    node_raw: np.ndarray
+    edge_index: np.ndarray
+    edge_raw: np.ndarray
+    pos: np.ndarray | None
+    node_counts: np.ndarray
+    edge_counts: np.ndarray
+    valid: list[bool]
+    errors: list[str]
+    domain_notes: list[str]
+    notes: list[str]
+
+
+def _concatenate(
+    parts: list[np.ndarray], empty_shape: tuple[int, ...], axis: int = 0, dtype=np.float32
+) -> np.ndarray:
+    return (
+        np.concatenate(parts, axis=axis).astype(dtype, copy=False)
+        if parts
+        else np.zeros(empty_shape, dtype)
+    )
 
 
 def _optional_item(values: Sequence | None, i: int) -> Any:
@@ -292,7 +314,11 @@ class Featurizer(ABC):
 
     @staticmethod
     def _workers(n: int, n_jobs: int | None) -> int:
-        cpus = os.cpu_count() or 1
+        cpus = (
+            len(os.sched_getaffinity(0))
+            if hasattr(os, "sched_getaffinity")
+            else os.cpu_count() or 1
+        )
         if n_jobs is None:
             return (
                 1
@@ -316,7 +342,8 @@ class Featurizer(ABC):
         coords: Sequence[np.ndarray] | None,
         elements: Sequence[Sequence[str]] | None,
     ) -> _RawChunk:
-        chunk = _RawChunk()
+        graphs: list[RawGraph] = []
+        valid, errors, domain_notes, notes = [], [], [], []
         for i, text in enumerate(smiles):
             try:
                 mol = parse_smiles(text)
@@ -324,65 +351,57 @@ class Featurizer(ABC):
                     mol, text, _optional_item(coords, i), _optional_item(elements, i)
                 )
             except InvalidMoleculeError as error:
-                chunk.valid.append(False)
-                chunk.errors.append(str(error))
-                chunk.domain_notes.append("")
-                chunk.notes.append("")
+                valid.append(False)
+                errors.append(str(error))
+                domain_notes.append("")
+                notes.append("")
                 continue
-            chunk.valid.append(True)
-            chunk.errors.append("")
-            chunk.domain_notes.append(domain_problems(mol))
-            chunk.notes.append(raw.note)
-            chunk.node_raw.append(raw.node_raw)
-            chunk.edge_index.append(raw.edge_index)
-            chunk.edge_raw.append(raw.edge_raw)
-            if raw.pos is not None:
-                chunk.pos.append(raw.pos)
-        return chunk
+            graphs.append(raw)
+            valid.append(True)
+            errors.append("")
+            domain_notes.append(domain_problems(mol))
+            notes.append(raw.note)
+        positions = [g.pos for g in graphs if g.pos is not None]
+        return _RawChunk(
+            node_raw=_concatenate([g.node_raw for g in graphs], (0, len(self.node_features))),
+            edge_index=_concatenate([g.edge_index for g in graphs], (2, 0), axis=1, dtype=np.int64),
+            edge_raw=_concatenate([g.edge_raw for g in graphs], (0, len(self.edge_features))),
+            pos=_concatenate(positions, (0, 3)) if positions else None,
+            node_counts=np.array([len(g.node_raw) for g in graphs], dtype=np.int64),
+            edge_counts=np.array([g.edge_index.shape[1] for g in graphs], dtype=np.int64),
+            valid=valid,
+            errors=errors,
+            domain_notes=domain_notes,
+            notes=notes,
+        )
 
     def _pack(self, chunks: list[_RawChunk]) -> FeaturizedBatch:
         # imported here: molmtl.data imports this package at module level
         from molmtl.data.packed import PackedGraphs
 
-        def gather(name: str) -> list:
+        def joined(name: str, axis: int = 0) -> np.ndarray:
+            return np.concatenate([getattr(chunk, name) for chunk in chunks], axis=axis)
+
+        def listed(name: str) -> list:
             return [item for chunk in chunks for item in getattr(chunk, name)]
 
-        node_raw, edge_index, edge_raw, pos = (
-            gather("node_raw"),
-            gather("edge_index"),
-            gather("edge_raw"),
-            gather("pos"),
-        )
-        node_counts = np.array([len(n) for n in node_raw], dtype=np.int64)
-        edge_counts = np.array([e.shape[1] for e in edge_index], dtype=np.int64)
-        node_ptr = np.concatenate([[0], np.cumsum(node_counts)])
-        edge_ptr = np.concatenate([[0], np.cumsum(edge_counts)])
-
-        def stack(rows: list[np.ndarray], width: int) -> np.ndarray:
-            return np.concatenate(rows) if rows else np.zeros((0, width))
-
+        zero = np.zeros(1, dtype=np.int64)
+        positions = [chunk.pos for chunk in chunks if chunk.pos is not None]
         graphs = PackedGraphs(
-            x=torch.from_numpy(
-                encode(self.node_features, stack(node_raw, len(self.node_features)))
-            ),
-            edge_index=torch.from_numpy(
-                np.concatenate(edge_index, axis=1) if edge_index else np.zeros((2, 0))
-            ).long(),
-            edge_attr=torch.from_numpy(
-                encode(self.edge_features, stack(edge_raw, len(self.edge_features)))
-            ),
-            node_ptr=torch.from_numpy(node_ptr),
-            edge_ptr=torch.from_numpy(edge_ptr),
-            pos=torch.from_numpy(np.concatenate(pos)).float() if pos else None,
+            x=torch.from_numpy(encode(self.node_features, joined("node_raw"))),
+            edge_index=torch.from_numpy(joined("edge_index", axis=1)),
+            edge_attr=torch.from_numpy(encode(self.edge_features, joined("edge_raw"))),
+            node_ptr=torch.from_numpy(np.concatenate([zero, np.cumsum(joined("node_counts"))])),
+            edge_ptr=torch.from_numpy(np.concatenate([zero, np.cumsum(joined("edge_counts"))])),
+            pos=torch.from_numpy(np.concatenate(positions)) if positions else None,
         )
-        valid = np.array(gather("valid"), dtype=bool)
-        domain_notes = gather("domain_notes")
-        in_domain = valid & np.array([note == "" for note in domain_notes], dtype=bool)
+        valid = np.array(listed("valid"), dtype=bool)
+        domain_notes = listed("domain_notes")
         return FeaturizedBatch(
             graphs=graphs,
             valid=valid,
-            errors=gather("errors"),
-            in_domain=in_domain,
+            errors=listed("errors"),
+            in_domain=valid & np.array([note == "" for note in domain_notes], dtype=bool),
             domain_notes=domain_notes,
-            notes=gather("notes"),
+            notes=listed("notes"),
         )
