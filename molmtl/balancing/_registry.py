@@ -39,7 +39,12 @@ class Method:
 
     def load(self) -> type:
         module, _, name = self.target.partition(":")
-        return getattr(import_module(f"{_PACKAGE}.{module}"), name)
+        try:
+            return getattr(import_module(f"{_PACKAGE}.{module}"), name)
+        except (ImportError, AttributeError) as error:
+            raise ImportError(
+                f"balancing method class {self.target} cannot be loaded: {error}"
+            ) from error
 
 
 METHODS: dict[str, Method] = {

@@ -96,3 +96,12 @@ def test_construction_errors_are_clear():
         mb.get("ew", shared=[], n_tasks=3)
     with pytest.raises(ValueError, match="backend"):
         mb.get("dbmtl", backend="magic", **model.balancer_kwargs())
+
+
+def test_missing_method_module_is_a_clear_import_error(monkeypatch):
+    from molmtl.balancing import _registry
+
+    monkeypatch.setitem(_registry.METHODS, "ghost", _registry.Method("ghost:Ghost", "gradient"))
+    assert "ghost" in mb.available() and "ghost+log" in mb.available()
+    with pytest.raises(ImportError, match="ghost:Ghost cannot be loaded"):
+        mb.get("ghost", **TinyMTL().balancer_kwargs())
