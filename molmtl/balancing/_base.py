@@ -56,7 +56,11 @@ class Aggregator(ABC):
         """
 
     def aggregate(self, grads: Tensor, losses: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
-        """The ``[P]`` shared update and the ``[T]`` weights that produced it."""
+        """The ``[P]`` shared update and the ``[T]`` weights that produced it.
+
+        The update becomes the parameters' ``.grad``: it must not be a view of the
+        aggregator's own state.
+        """
         weights = self.weights(grads, losses, mask)
         return weights @ grads, weights
 

@@ -69,6 +69,9 @@ class GradientBalancer(Balancer):
             shared_grads = torch.where(mask[:, None], shared_grads, 0.0)
         observed_losses = torch.where(mask, losses.detach(), 1.0)
         update, weights = self.aggregator.aggregate(shared_grads, observed_losses, mask)
+        if update.untyped_storage().data_ptr() == shared_grads.untyped_storage().data_ptr():
+            # .grad must not alias the workspace that the next step overwrites.
+            update = update.clone()
         accumulate_grads(self.shared_params, unflatten(update, self.shared_params), bad)
         accumulate_grads(self.task_params, task_grads, bad)
         return {"weights": weights.detach(), "grad_norms": shared_grads.norm(dim=1)}

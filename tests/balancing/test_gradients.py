@@ -101,3 +101,27 @@ def test_unflatten_gives_views_shaped_like_parameters():
     assert [p.shape for p in parts] == [(2, 3), (4,)]
     assert parts[1].tolist() == [6.0, 7.0, 8.0, 9.0]
     assert parts[0].data_ptr() == vector.data_ptr()
+
+
+def test_update_never_aliases_the_workspace():
+    """An aggregator may return a view of its input; .grad must still survive the next step."""
+    from molmtl.balancing import Aggregator, GradientBalancer
+
+    class FirstTask(Aggregator):
+        def weights(self, grads, losses, mask):
+            raise NotImplementedError
+
+        def aggregate(self, grads, losses, mask):
+            return grads[0], torch.eye(len(grads))[0]
+
+    model = TinyMTL()
+    balancer = GradientBalancer(
+        **model.balancer_kwargs(), aggregator=FirstTask(), backend="sequential"
+    )
+    x, y = make_batch()
+    balancer.backward(model.losses(x, y))
+    first = model.shared_grad().clone()
+    trunk_grads = [p.grad for p in model.trunk.parameters()]
+    model.zero_grad(set_to_none=True)
+    balancer.backward(model.losses(*make_batch(seed=1)))  # overwrites the workspace
+    torch.testing.assert_close(torch.cat([g.reshape(-1) for g in trunk_grads]), first)
