@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import urllib.error
 import urllib.request
+import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,6 +59,11 @@ def download_file(remote: RemoteFile, directory: Path, *, timeout: float = 60.0)
         raise DownloadError(
             f"checksum mismatch for {remote.url}: expected SHA-256 {remote.sha256}, got {found}; "
             "the file is corrupted or not the expected one, and was deleted"
+        )
+    if remote.sha256 is None:
+        warnings.warn(
+            f"no pinned checksum for {remote.url}: downloaded SHA-256 {found} (verify and pin it)",
+            stacklevel=2,
         )
     partial.replace(target)
     if remote.extract:

@@ -19,8 +19,9 @@ import json
 import lzma
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 import numpy as np
 import pandas as pd
@@ -28,7 +29,7 @@ import pandas as pd
 from molmtl.data.cache import file_checksum
 from molmtl.data.dataset import MoleculeDataset, assemble, featurize_with_cache, resolve_featurizer
 from molmtl.data.download import DownloadError, RemoteFile, download_all
-from molmtl.data.targets import QM9_TARGETS, qm9_targets
+from molmtl.data.targets import qm9_targets
 from molmtl.featurizers import Featurizer
 
 #: source columns of every QM9 target, in ``gdb9.sdf.csv`` order
@@ -83,13 +84,12 @@ class Qm9Source:
     layout: str
     files: dict[str, Path]
     description: str = ""
-    checksums: list[str] = field(default_factory=list)
 
     def checksum(self, *names: str) -> list[str]:
         return [file_checksum(self.files[name]) for name in names if name in self.files]
 
 
-def _open_text(path: Path):
+def _open_text(path: Path) -> TextIO:
     return lzma.open(path, "rt") if path.suffix == ".xz" else open(path)
 
 
@@ -285,15 +285,16 @@ _PYG_RAW_COLUMNS = {
 
 
 def _smiles_of_sdf_mol(mol) -> str:
-    """Heavy-atom SMILES of an unsanitized SDF molecule; '' if RDKit cannot sanitize it."""
+    """Heavy-atom SMILES of an unsanitized SDF molecule. When RDKit cannot sanitize it, the
+    unsanitized SMILES, so that featurization reports the chemistry error for that molecule."""
     from rdkit import Chem
 
     copy = Chem.Mol(mol)
     try:
         Chem.SanitizeMol(copy)
         return Chem.MolToSmiles(Chem.RemoveHs(copy))
-    except Exception:
-        return ""
+    except (Chem.rdchem.MolSanitizeException, RuntimeError, ValueError):
+        return Chem.MolToSmiles(mol)
 
 
 _QM9PACK_COLUMNS = {
@@ -391,6 +392,3 @@ def load_qm9(
     )
     raw = frame[[t.column for t in chosen_targets]].to_numpy(dtype=np.float64)
     return assemble(batch, smiles, raw, chosen_targets, chosen.spec, ids=frame["mol_id"].to_numpy())
-
-
-__all__ = ["QM9_TARGETS", "Qm9NotFoundError", "Qm9Source", "load_qm9", "locate_qm9", "read_qm9"]

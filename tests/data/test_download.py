@@ -101,3 +101,13 @@ def test_failed_qm9_download_says_how_to_get_the_data(served, tmp_path, monkeypa
     monkeypatch.setattr("molmtl.data.qm9._qm9pack_source", lambda: None)
     with pytest.raises(FileNotFoundError, match=r"could not download .*pip install qm9pack"):
         locate_qm9(downloads=(RemoteFile(f"{url}/qm9.zip", "qm9.zip"),))
+
+
+def test_unpinned_download_reports_its_checksum(served, tmp_path):
+    folder, url = served
+    (folder / "file.txt").write_text("hello")
+    with pytest.warns(
+        UserWarning, match=f"no pinned checksum .* SHA-256 {sha256(folder / 'file.txt')}"
+    ):
+        download_file(RemoteFile(f"{url}/file.txt", "file.txt"), tmp_path / "out")
+    assert (tmp_path / "out" / "file.txt").exists()
