@@ -66,6 +66,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="CPU threads for the model (default: torch's)",
     )
     parser.add_argument(
+        "--n-jobs",
+        type=int,
+        default=None,
+        help="featurization worker processes, -1 for all CPUs (default: automatic by chunk size)",
+    )
+    parser.add_argument(
         "--chunk-size",
         type=_positive_int,
         default=10_000,
@@ -107,7 +113,11 @@ def run(args: argparse.Namespace) -> int:
     )
     try:
         predictor = Predictor.load(
-            args.model, device=args.device, chunk_size=args.chunk_size, batch_size=args.batch_size
+            args.model,
+            device=args.device,
+            chunk_size=args.chunk_size,
+            batch_size=args.batch_size,
+            n_jobs=args.n_jobs,
         )
         if args.input is not None:
             summary = predictor.predict_file(

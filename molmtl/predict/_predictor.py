@@ -87,6 +87,8 @@ class Predictor:
             batch_size = CPU_BATCH_SIZE if self.device.type == "cpu" else ACCELERATOR_BATCH_SIZE
         _check_positive("chunk_size", chunk_size)
         _check_positive("batch_size", batch_size)
+        if n_jobs is not None and n_jobs != -1:
+            _check_positive("n_jobs", n_jobs)
         self.featurizer = featurizer
         self.targets = list(targets)
         self.units = list(units)
@@ -113,7 +115,8 @@ class Predictor:
             device: ``"cpu"``, ``"cuda"``, ...; ``None`` picks CUDA when available.
             chunk_size: molecules featurized together (bounds memory).
             batch_size: molecules per forward pass (default: 256 on CPU, 4096 on a GPU).
-            n_jobs: featurization workers, passed to ``Featurizer.featurize_many``.
+            n_jobs: featurization worker processes per chunk, ``-1`` for all CPUs, ``None`` to let
+                ``Featurizer.featurize_many`` decide (one process below 20,000 molecules).
 
         Raises:
             RunDirError: a run directory is missing, incomplete, tampered with, or written by an
@@ -296,7 +299,8 @@ def _resolve_device(device: str | torch.device | None) -> torch.device:
 
 def _check_positive(name: str, value: int) -> int:
     if not isinstance(value, int) or value < 1:
-        raise PredictorError(f"{name} must be a positive integer, got {value!r}")
+        allowed = ", -1 (all CPUs) or None (automatic)" if name == "n_jobs" else ""
+        raise PredictorError(f"{name} must be a positive integer{allowed}, got {value!r}")
     return value
 
 

@@ -137,7 +137,8 @@ def test_predictions_are_in_physical_units(run_dir: Path, predictor: Predictor) 
 
 
 @pytest.mark.parametrize(
-    ("name", "value"), [("chunk_size", 0), ("batch_size", -1), ("chunk_size", 2.5)]
+    ("name", "value"),
+    [("chunk_size", 0), ("batch_size", -1), ("chunk_size", 2.5), ("n_jobs", 0), ("n_jobs", -2)],
 )
 def test_bad_settings_are_named(run_dir: Path, name: str, value: object) -> None:
     with pytest.raises(PredictorError, match=name):
