@@ -137,8 +137,16 @@ class Balancer(ABC):
             )
         self.n_tasks = n_tasks
         self.device: torch.device = self.shared_params[0].device
-        self.name: str = type(self).__name__
-        self._monitor = LossMonitor(self.name)
+        self._monitor = LossMonitor(type(self).__name__)
+
+    @property
+    def name(self) -> str:
+        """The method's name in messages: its registry name when built by ``get``."""
+        return self._monitor.method
+
+    @name.setter
+    def name(self, value: str) -> None:
+        self._monitor.method = value
 
     def backward(self, losses: Tensor, mask: Tensor | None = None) -> dict[str, Tensor]:
         """Fill ``.grad`` of the shared and task-specific parameters.
@@ -157,7 +165,6 @@ class Balancer(ABC):
             weights applied, ``"grad_norms"`` ``[T]`` the norms of the per-task shared gradients
             (NaN for methods that never form them).
         """
-        self._monitor.method = self.name
         mask = checked_mask(losses, mask, self.n_tasks, self.name)
         bad = self._monitor.bad_flag(losses, mask, self.requires_nonnegative_losses)
         if bad is not None:
