@@ -104,3 +104,20 @@ def test_spec_mismatch_names_the_field(change, field):
     change(spec)
     with pytest.raises(FeaturizerSpecError, match=field.replace("[", r"\[").replace("(", r"\(")):
         featurizers.from_spec(spec)
+
+
+WORKER_CASES = [
+    (100, None, 8, 1),
+    (19_999, None, 8, 1),
+    (20_000, None, 8, 2),
+    (130_831, None, 8, 8),
+    (130_831, None, 2, 2),
+    (10, 3, 8, 3),
+    (10, -1, 4, 4),
+]
+
+
+@pytest.mark.parametrize(("n", "n_jobs", "cpus", "expected"), WORKER_CASES)
+def test_worker_count(n, n_jobs, cpus, expected, monkeypatch):
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(cpus)), raising=False)
+    assert FEATURIZER._workers(n, n_jobs) == expected
