@@ -7,8 +7,10 @@ Two backends compute the same numbers:
   backward pass over the T one-hot output gradients (fewer, larger kernels; T times the
   activation-gradient memory).
 
-``"auto"`` picks the one measured faster on the parameters' device (``DEFAULT_BACKEND``, see
-docs/balancing.md and ``scripts/bench_balancers.py``). Nothing here reads a tensor on the host.
+``"auto"`` picks ``DEFAULT_BACKEND[device type]``: on the CPU the one measured faster
+(sequential); on CUDA batched, expected faster from its fewer kernel launches but still to be
+confirmed with ``scripts/bench_balancers.py --device cuda`` (see docs/balancing.md). Nothing
+here reads a tensor on the host.
 """
 
 from __future__ import annotations
@@ -104,7 +106,8 @@ BACKENDS: dict[str, Callable[..., Gradients]] = {
     "batched": batched_gradients,
 }
 
-#: backend used by ``"auto"`` per device type (measured with scripts/bench_balancers.py).
+#: backend used by ``"auto"`` per device type (CPU measured with scripts/bench_balancers.py;
+#: CUDA awaiting a GPU measurement).
 DEFAULT_BACKEND: dict[str, str] = {"cpu": "sequential", "cuda": "batched"}
 
 
