@@ -14,7 +14,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from multiprocessing import get_context
+from multiprocessing import get_all_start_methods, get_context
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 import numpy as np
@@ -291,6 +291,7 @@ class Featurizer(ABC):
             coords: optional n arrays ``[n_atoms_i, 3]`` (3D featurizers).
             elements: optional n lists of element symbols matching ``coords``.
         """
+        smiles = list(smiles)  # also accepts a pandas Series or any sequence, positionally
         for label, values in (("coords", coords), ("elements", elements)):
             if values is not None and len(values) != len(smiles):
                 raise ValueError(f"{label} has {len(values)} entries for {len(smiles)} SMILES")
@@ -307,8 +308,9 @@ class Featurizer(ABC):
                 )
                 for a, b in itertools.pairwise(bounds)
             ]
-            # fork keeps start-up cheap: workers only run RDKit and numpy, never torch
-            with ProcessPoolExecutor(workers, mp_context=get_context("fork")) as pool:
+            # fork (where the OS has it) keeps start-up cheap: workers run RDKit and numpy, never torch
+            method = "fork" if "fork" in get_all_start_methods() else None
+            with ProcessPoolExecutor(workers, mp_context=get_context(method)) as pool:
                 chunks = list(pool.map(self._raw_chunk_args, pieces))
         return self._pack(chunks)
 

@@ -121,3 +121,10 @@ WORKER_CASES = [
 def test_worker_count(n, n_jobs, cpus, expected, monkeypatch):
     monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(cpus)), raising=False)
     assert FEATURIZER._workers(n, n_jobs) == expected
+
+
+def test_series_with_other_index_is_read_positionally():
+    import pandas as pd
+
+    series = pd.Series(["CCO", "C1CC", "O"], index=[10, 20, 30])
+    assert FEATURIZER.featurize_many(series).valid.tolist() == [True, False, True]
