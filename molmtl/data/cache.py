@@ -47,14 +47,20 @@ def cache_key(spec: dict[str, Any], *sources: str) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()[:24]
 
 
+def source_checkout_data_dir() -> Path | None:
+    """``data/`` of the source checkout molmtl runs from, or None for an installed package."""
+    checkout = Path(__file__).resolve().parents[2]
+    if (checkout / "pyproject.toml").exists() and (checkout / "data").is_dir():
+        return checkout / "data"
+    return None
+
+
 def default_cache_dir() -> Path:
     """``$MOLMTL_CACHE``, else ``data/cache`` of a source checkout, else ``~/.cache/molmtl``."""
     if os.environ.get("MOLMTL_CACHE"):
         return Path(os.environ["MOLMTL_CACHE"])
-    checkout = Path(__file__).resolve().parents[2]
-    if (checkout / "pyproject.toml").exists() and (checkout / "data").is_dir():
-        return checkout / "data" / "cache"
-    return Path.home() / ".cache" / "molmtl"
+    checkout_data = source_checkout_data_dir()
+    return checkout_data / "cache" if checkout_data else Path.home() / ".cache" / "molmtl"
 
 
 class FeaturizationCache:

@@ -26,7 +26,7 @@ from typing import TextIO
 import numpy as np
 import pandas as pd
 
-from molmtl.data.cache import file_checksum
+from molmtl.data.cache import file_checksum, source_checkout_data_dir
 from molmtl.data.dataset import MoleculeDataset, assemble, featurize_with_cache, resolve_featurizer
 from molmtl.data.download import DownloadError, RemoteFile, download_all
 from molmtl.data.targets import qm9_targets
@@ -97,8 +97,17 @@ def _first_existing(directory: Path, names: Sequence[str]) -> Path | None:
     return next((directory / n for n in names if (directory / n).is_file()), None)
 
 
+_GEOMETRY_NAMES = ("qm9_geometries.extxyz.xz", "qm9_geometries.extxyz")
+
+
 def _source_in(path: Path) -> Qm9Source | None:
     """The QM9 layout at ``path`` (a file, a folder, or a folder with ``qm9/`` or ``raw/``)."""
+    if path.is_file() and path.name.endswith((".csv", ".csv.xz")) and path.name != "gdb9.sdf.csv":
+        files = {"table": path}
+        geometry = _first_existing(path.parent, _GEOMETRY_NAMES)
+        if geometry is not None:
+            files["geometry"] = geometry
+        return Qm9Source("moleculenet", files, str(path))
     if path.is_file():
         path = path.parent
     if not path.is_dir():
@@ -107,9 +116,7 @@ def _source_in(path: Path) -> Qm9Source | None:
         table = _first_existing(directory, ["qm9.csv.xz", "qm9.csv"])
         if table is not None:
             files = {"table": table}
-            geometry = _first_existing(
-                directory, ["qm9_geometries.extxyz.xz", "qm9_geometries.extxyz"]
-            )
+            geometry = _first_existing(directory, _GEOMETRY_NAMES)
             if geometry is not None:
                 files["geometry"] = geometry
             return Qm9Source("moleculenet", files, str(directory))
@@ -146,10 +153,7 @@ def default_data_dir() -> Path:
     """``$MOLMTL_DATA``, else ``data/`` of a source checkout, else ``~/.cache/molmtl/data``."""
     if os.environ.get("MOLMTL_DATA"):
         return Path(os.environ["MOLMTL_DATA"])
-    checkout = Path(__file__).resolve().parents[2]
-    if (checkout / "pyproject.toml").exists() and (checkout / "data").is_dir():
-        return checkout / "data"
-    return Path.home() / ".cache" / "molmtl" / "data"
+    return source_checkout_data_dir() or Path.home() / ".cache" / "molmtl" / "data"
 
 
 def locate_qm9(

@@ -149,3 +149,11 @@ def test_missing_data_says_how_to_get_it(tmp_path, monkeypatch):
         locate_qm9(download=False)
     with pytest.raises(Qm9NotFoundError, match="no QM9 files at"):
         load_qm9(tmp_path / "nowhere")
+
+
+def test_explicit_csv_file_with_any_name(qm9_small_dir, tmp_path):
+    table = tmp_path / "my_qm9_copy.csv.xz"
+    table.write_bytes((qm9_small_dir / "qm9.csv.xz").read_bytes())
+    source = locate_qm9(table)
+    assert source.layout == "moleculenet" and source.files == {"table": table}
+    assert len(load_qm9(table, cache_dir=tmp_path / "cache")) == N_SMALL
