@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -13,22 +12,23 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def test_help_is_fast_and_imports_nothing_heavy():
+    # timed inside the child, so interpreter start-up on a busy machine does not count
     script = (
-        "import sys, runpy\n"
+        "import sys, time, runpy\n"
+        "started = time.perf_counter()\n"
         "sys.argv = ['molmtl', '--help']\n"
         "try:\n    runpy.run_module('molmtl.cli.main', run_name='__main__')\n"
         "except SystemExit:\n    pass\n"
         "heavy = sorted(m for m in ('torch', 'rdkit', 'torch_geometric', 'pandas', 'matplotlib') if m in sys.modules)\n"
-        "print('HEAVY', heavy)\n"
+        "print('HEAVY', heavy, 'SECONDS', time.perf_counter() - started)\n"
     )
-    started = time.perf_counter()
     result = subprocess.run(
         [sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, check=True
     )
-    elapsed = time.perf_counter() - started
     assert "HEAVY []" in result.stdout
     assert all(name in result.stdout for name in COMMANDS)
-    assert elapsed < 1.5, f"molmtl --help took {elapsed:.2f} s"
+    seconds = float(result.stdout.split("SECONDS")[1])
+    assert seconds < 0.5, f"molmtl --help took {seconds:.2f} s"
 
 
 @pytest.mark.parametrize("command", ["train", "evaluate", "plot"])
