@@ -41,6 +41,12 @@ def stream_csv(
     summary = PredictionSummary()
     with reader, _atomic_output(out_csv) as out:
         for number, chunk in enumerate(reader):
+            if not isinstance(chunk.index, pd.RangeIndex):
+                # pandas turns the first column into an index when rows outnumber the header
+                raise PredictorError(
+                    f"{source}: rows have more fields than the header {list(chunk.columns)} "
+                    "(a trailing delimiter?); fix the file so no column is lost or shifted"
+                )
             if number == 0:
                 _check_columns(list(chunk.columns), smiles_column, prefix, predictor, source)
             prediction = predictor.predict_arrays(chunk[smiles_column].tolist())

@@ -183,3 +183,14 @@ def test_empty_prefix_appends_plain_names(predictor: Predictor, input_csv: Path)
 def test_bad_chunk_size_is_named(predictor: Predictor, input_csv: Path) -> None:
     with pytest.raises(PredictorError, match="chunk_size"):
         predictor.predict_file(input_csv, io.StringIO(), chunk_size=0)
+
+
+@pytest.mark.parametrize("body", ["1,CCO,x\n2,CCC,y\n", "1,CCO,\n2,CCC,\n"])
+def test_rows_longer_than_the_header_are_refused(
+    predictor: Predictor, tmp_path: Path, body: str
+) -> None:
+    source = tmp_path / "in.csv"
+    source.write_text("id,smiles\n" + body)
+    with pytest.raises(PredictorError, match="more fields than the header"):
+        predictor.predict_file(source, tmp_path / "out.csv")
+    assert list(tmp_path.iterdir()) == [source]
