@@ -190,3 +190,13 @@ def test_3d_same_molecule_same_prediction(
     np.testing.assert_allclose(
         values, np.broadcast_to(values[0], values.shape), rtol=1e-4, atol=1e-4
     )
+
+
+@pytest.mark.gpu
+def test_cuda_agrees_with_cpu(run_dir: Path, predictor: Predictor) -> None:
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    on_gpu = Predictor.load(run_dir, device="cuda")
+    pd.testing.assert_frame_equal(
+        on_gpu.predict(MIXED_SMILES), predictor.predict(MIXED_SMILES), rtol=1e-4, atol=1e-5
+    )
