@@ -70,9 +70,10 @@ def fresh_run_dir(make_run_dir: Callable[..., Path]) -> Path:
     return make_run_dir(seed=0)
 
 
-@pytest.fixture(autouse=True, scope="session")
+@pytest.fixture(autouse=True, scope="module")
 def one_torch_thread() -> Iterator[None]:
-    """Tiny models run fastest on one thread; two threads on busy shared cores spin."""
+    """Tiny models run fastest on one thread; two threads on busy shared cores spin. Restored
+    after each module, so tests elsewhere keep torch's setting."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
