@@ -19,3 +19,11 @@ def test_docs_example_runs_and_learns(capsys):
     # Every task, whatever its scale, explains most of its variance.
     assert (losses / y.var(dim=0) < 0.2).all()
     assert "weights" in capsys.readouterr().out
+
+
+def test_readme_shows_the_same_example():
+    readme = (DOC.parents[1] / "README.md").read_text()
+    doc = DOC.read_text()
+    marker = doc.index("test_docs_example.py runs the next code block")
+    code = re.search(r"```python\n(.*?)```", doc[marker:], re.DOTALL).group(1)
+    assert code in readme, "README.md's balancing example drifted from docs/balancing.md"
