@@ -59,6 +59,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="continue the run in --out from its last checkpoint (settings from its config.json)",
     )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace the run in --out if there is one"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -74,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
         config = TrainConfig.load(preset=args.preset, path=args.config, overrides={**base, **given})
         if args.encoder is not None:
             config = config.replace(model={"encoder": args.encoder})
-        run_dir = train(config, resume=args.resume)
+        run_dir = train(config, resume=args.resume, overwrite=args.overwrite)
     except (ConfigError, FileNotFoundError) as error:
         print(f"molmtl train: error: {error}", file=sys.stderr)
         return 1

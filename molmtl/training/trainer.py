@@ -21,7 +21,13 @@ import torch
 from torch import Tensor
 
 from molmtl.training._data import load_dataset, make_split, target_records
-from molmtl.training.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from molmtl.training.checkpoint import (
+    CHECKPOINT_FILE,
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
 from molmtl.training.config import ConfigError, TrainConfig
 from molmtl.training.evaluation import (
     SPLITS_FILE,
@@ -101,7 +107,7 @@ class _RunState:
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
-def train(config: TrainConfig, *, resume: bool = False) -> Path:
+def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False) -> Path:
     """Train a multi-task model as ``config`` says and return its run directory.
 
     The run directory (``config.out``) receives ``config.json`` and ``model.pt`` (the best model
@@ -112,7 +118,11 @@ def train(config: TrainConfig, *, resume: bool = False) -> Path:
         config: the run's settings.
         resume: continue from ``checkpoint.pt`` in ``config.out``. The result equals an
             uninterrupted run bit-for-bit on CPU. ``epochs`` may be raised to train longer.
+        overwrite: start afresh even if ``config.out`` already holds a run (its files are
+            replaced). Without it, an existing run is refused rather than silently clobbered.
     """
+    if resume and overwrite:
+        raise ConfigError("resume and overwrite exclude each other: continue the run or replace it")
     from molmtl import balancing
     from molmtl.data import Split, TargetScaler
     from molmtl.models import build_model, save_model
@@ -121,11 +131,15 @@ def train(config: TrainConfig, *, resume: bool = False) -> Path:
     device = resolve_device(config.device)
     if resume:
         _check_resumable(run_dir, config)
-    elif (run_dir / "checkpoint.pt").exists():
-        raise ConfigError(
-            f"out: {run_dir} already holds a run; pass resume=True (--resume) to continue it, "
-            "or choose another out directory"
-        )
+    elif (run_dir / CHECKPOINT_FILE).exists():
+        if not overwrite:
+            raise ConfigError(
+                f"out: {run_dir} already holds a run; pass resume=True (--resume) to continue it, "
+                "overwrite=True (--overwrite) to replace it, or choose another out directory"
+            )
+        (
+            run_dir / CHECKPOINT_FILE
+        ).unlink()  # so a run killed in its first epoch cannot resume the old one
     run_dir.mkdir(parents=True, exist_ok=True)
 
     dataset = load_dataset(config)

@@ -84,11 +84,13 @@ def test_resume_refuses_changed_settings(make_config):
         train(config.replace(epochs=2, lr=1e-2), resume=True)
 
 
-def test_an_existing_run_is_not_overwritten(make_config):
+def test_an_existing_run_is_replaced_only_when_asked(make_config):
     config = make_config(epochs=1)
     train(config)
-    with pytest.raises(ConfigError, match="resume"):
+    with pytest.raises(ConfigError, match="--overwrite"):
         train(config)
+    run_dir = train(config.replace(epochs=2), overwrite=True)
+    assert len(_metrics(run_dir)) == 2
 
 
 def test_a_task_without_any_label_does_not_break_training(make_config, qm9_csv, tmp_path):
