@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor
 
+from molmtl.training.config import ConfigError
 from molmtl.training.metrics import absolute_error_sums, delta_m_percent, normalized_mae
 
 if TYPE_CHECKING:
@@ -80,7 +81,7 @@ class Scorer:
         if reference_maes is not None:
             missing = [name for name in target_names if name not in reference_maes]
             if missing:
-                raise ValueError(f"reference_maes lacks the target(s) {missing}")
+                raise ConfigError(f"reference_maes lacks the target(s) {missing}")
             self.reference = torch.tensor(
                 [reference_maes[name] for name in target_names], dtype=torch.float64
             )

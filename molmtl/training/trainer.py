@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
+from tqdm.auto import tqdm
 
 from molmtl.training._data import load_dataset, make_split, target_records
 from molmtl.training.checkpoint import (
@@ -39,7 +40,7 @@ from molmtl.training.metrics import masked_mse
 
 if TYPE_CHECKING:
     from molmtl.balancing import Balancer
-    from molmtl.data import GraphBatch, PackedGraphs
+    from molmtl.data import GraphBatch, MoleculeDataset, PackedGraphs, Split
 
 METRICS_FILE = "metrics.csv"
 #: config fields that may differ between a run and its resumption (they do not change the result)
@@ -121,55 +122,30 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False)
         overwrite: start afresh even if ``config.out`` already holds a run (its files are
             replaced). Without it, an existing run is refused rather than silently clobbered.
     """
-    if resume and overwrite:
-        raise ConfigError("resume and overwrite exclude each other: continue the run or replace it")
     from molmtl import balancing
-    from molmtl.data import Split, TargetScaler
+    from molmtl.data import TargetScaler
     from molmtl.models import build_model, save_model
 
-    run_dir = Path(config.out)
+    run_dir = _prepare_run_dir(config, resume=resume, overwrite=overwrite)
     device = resolve_device(config.device)
-    if resume:
-        _check_resumable(run_dir, config)
-    elif (run_dir / CHECKPOINT_FILE).exists():
-        if not overwrite:
-            raise ConfigError(
-                f"out: {run_dir} already holds a run; pass resume=True (--resume) to continue it, "
-                "overwrite=True (--overwrite) to replace it, or choose another out directory"
-            )
-        (
-            run_dir / CHECKPOINT_FILE
-        ).unlink()  # so a run killed in its first epoch cannot resume the old one
-    run_dir.mkdir(parents=True, exist_ok=True)
-
     dataset = load_dataset(config)
-    target_names = [t.name for t in dataset.targets]
-    if config.reference_maes is not None:
-        missing = [name for name in target_names if name not in config.reference_maes]
-        if missing:
-            raise ConfigError(f"reference_maes lacks the target(s) {missing}")
-    if resume:
-        split = Split.from_dict(json.loads((run_dir / SPLITS_FILE).read_text()))
-    else:
-        split = make_split(config, dataset)
-        (run_dir / SPLITS_FILE).write_text(json.dumps(split.to_dict()) + "\n")
-    train_index = torch.as_tensor(split.train, dtype=torch.long)
-    val_index = torch.as_tensor(split.val, dtype=torch.long)
-    test_index = torch.as_tensor(split.test, dtype=torch.long)
-
-    targets = torch.as_tensor(
-        dataset.y, dtype=torch.float32
-    )  # [G, T] physical units, NaN = missing
+    split = _load_or_make_split(run_dir, config, dataset, resume=resume)
+    train_index, val_index, test_index = (
+        torch.as_tensor(part, dtype=torch.long) for part in (split.train, split.val, split.test)
+    )
+    # [G, T] physical units, NaN = missing; statistics from the training split only
+    targets = torch.as_tensor(dataset.y, dtype=torch.float32)
     scaler = TargetScaler().fit(targets[train_index].numpy())
     mean = torch.as_tensor(scaler.mean_, dtype=torch.float32)
     std = torch.as_tensor(scaler.std_, dtype=torch.float32)
+    n_tasks = targets.shape[1]
 
     torch.manual_seed(config.seed)
     model = build_model(
         config.model,
         node_dim=dataset.graphs.node_dim,
         edge_dim=dataset.graphs.edge_dim,
-        n_tasks=len(target_names),
+        n_tasks=n_tasks,
     )
     model.set_target_scaling(mean, std)
     model.to(device)
@@ -177,7 +153,7 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False)
         config.balancer,
         shared=model.shared_parameters(),
         task_specific=model.task_parameters(),
-        n_tasks=len(target_names),
+        n_tasks=n_tasks,
         **config.balancer_options,
     )
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
@@ -195,6 +171,17 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False)
         "train": config.to_dict(),
     }
     scorer = Scorer(metadata["targets"], std, config.reference_maes)
+    target_names = scorer.target_names
+
+    def checkpoint_state() -> dict[str, Any]:
+        return {
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "balancer": balancer.state_dict(),
+            "rng": rng_state(shuffle_generator),
+            "run": vars(state),
+        }
 
     state = _RunState()
     if resume:
@@ -218,20 +205,17 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False)
         else nullcontext()
     )
 
-    def predict(batch):
+    def predict(batch: GraphBatch) -> Tensor:
         with autocast:
             return forward(batch).float() * model.target_std + model.target_mean
 
     _write_metrics(run_dir, state.history, target_names)
-    show_progress = config.progress if config.progress is not None else sys.stderr.isatty()
-    from tqdm.auto import tqdm
-
     progress = tqdm(
         range(state.epoch, config.epochs),
         initial=state.epoch,
         total=config.epochs,
         desc="epoch",
-        disable=not show_progress,
+        disable=not (config.progress if config.progress is not None else sys.stderr.isatty()),
         dynamic_ncols=True,
     )
     for epoch in progress:
@@ -251,9 +235,8 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False)
         val_mae = mean_absolute_errors(
             predict, graphs, device_targets, val_index, batch_size=config.eval_batch_size
         )
-        epoch_means, val_mae = (
-            torch.cat([sums.means(), val_mae[None]]).cpu().split([4, 1])
-        )  # the epoch's one sync
+        # the epoch's one read from the device
+        epoch_means, val_mae = torch.cat([sums.means(), val_mae[None]]).cpu().split([4, 1])
         val_score = scorer.score(val_mae[0])
         lr = optimizer.param_groups[0]["lr"]
         scheduler.step(val_score)
@@ -276,17 +259,7 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False)
             )
         )
         _write_metrics(run_dir, state.history, target_names)
-        save_checkpoint(
-            run_dir,
-            {
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "balancer": balancer.state_dict(),
-                "rng": rng_state(shuffle_generator),
-                "run": vars(state),
-            },
-        )
+        save_checkpoint(run_dir, checkpoint_state())
         progress.set_postfix(
             loss=f"{float(epoch_means[0].nanmean()):.4f}",
             val=f"{val_score:.4g}",
@@ -298,6 +271,39 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False)
         run_dir, model, predict, graphs, device_targets, test_index, scorer, state, config
     )
     return run_dir
+
+
+def _prepare_run_dir(config: TrainConfig, *, resume: bool, overwrite: bool) -> Path:
+    """Create ``config.out``, refusing to clobber a run unless asked, or check a resumable one."""
+    if resume and overwrite:
+        raise ConfigError("resume and overwrite exclude each other: continue the run or replace it")
+    run_dir = Path(config.out)
+    if resume:
+        _check_resumable(run_dir, config)
+    elif (run_dir / CHECKPOINT_FILE).exists():
+        if not overwrite:
+            raise ConfigError(
+                f"out: {run_dir} already holds a run; pass resume=True (--resume) to continue it, "
+                "overwrite=True (--overwrite) to replace it, or choose another out directory"
+            )
+        # removed first, so a replacement killed in its first epoch cannot resume the old run
+        (run_dir / CHECKPOINT_FILE).unlink()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return run_dir
+
+
+def _load_or_make_split(
+    run_dir: Path, config: TrainConfig, dataset: MoleculeDataset, *, resume: bool
+) -> Split:
+    """The resumed run's ``splits.json``, or a new split written there."""
+    from molmtl.data import Split
+
+    path = run_dir / SPLITS_FILE
+    if resume:
+        return Split.from_dict(json.loads(path.read_text()))
+    split = make_split(config, dataset)
+    path.write_text(json.dumps(split.to_dict()) + "\n")
+    return split
 
 
 def train_epoch(
