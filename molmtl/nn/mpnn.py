@@ -5,6 +5,12 @@ Linear embedding to ``hidden_dim`` → ``n_iterations`` rounds of an edge-condit
 readout → linear to ``hidden_dim``. With the 3D featurizer (11 node / 5 edge features) and the
 defaults it has 616,960 parameters, the count of the published benchmark model without its
 output layer.
+
+The edge network's output (a ``hidden_dim × hidden_dim`` matrix per edge) depends only on the
+edge features, which are the same in every round, so it is computed once per forward pass
+instead of once per round as ``NNConv.forward`` would: the same function with the same
+parameters, at about a third of the dominant cost (the edge network is ~100× the FLOPs of the
+messages on QM9's complete 3D graphs).
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor, nn
 from torch_geometric.nn import NNConv, Set2Set
+from torch_geometric.utils import scatter
 
 from molmtl.nn._base import Encoder, check_positive_int
 
@@ -68,9 +75,17 @@ class MPNNEncoder(Encoder):
         """``[num_graphs, hidden_dim]`` molecule embeddings."""
         node_states = torch.relu(self.embed(batch.x))  # [num_nodes, hidden_dim]
         gru_state = node_states.unsqueeze(0)  # [1, num_nodes, hidden_dim]
+        hidden_dim = node_states.shape[1]
+        # [num_edges, hidden_dim, hidden_dim], shared by all rounds
+        edge_weights = self.conv.nn(batch.edge_attr).view(-1, hidden_dim, hidden_dim)
+        source, target = batch.edge_index
         for _ in range(self.n_iterations):
-            messages = torch.relu(self.conv(node_states, batch.edge_index, batch.edge_attr))
-            node_states, gru_state = self.gru(messages.unsqueeze(0), gru_state)
+            messages = torch.bmm(node_states[source].unsqueeze(1), edge_weights).squeeze(1)
+            aggregated = scatter(
+                messages, target, dim=0, dim_size=node_states.shape[0], reduce="mean"
+            )
+            convolved = aggregated + self.conv.lin(node_states) + self.conv.bias  # NNConv's output
+            node_states, gru_state = self.gru(torch.relu(convolved).unsqueeze(0), gru_state)
             node_states = node_states.squeeze(0)
         pooled = self.readout(node_states, batch.batch, dim_size=batch.num_graphs)
         return torch.relu(self.project(pooled))

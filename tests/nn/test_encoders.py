@@ -67,3 +67,19 @@ def test_options_report_defaults(name):
     options = encoder_options(name)
     assert "hidden_dim" in options
     assert "node_dim" not in options
+
+
+def test_mpnn_equals_the_published_nnconv_loop(graphs):
+    # Reference: the benchmark's forward pass, calling NNConv (edge network recomputed each round).
+    torch.manual_seed(0)
+    encoder = get_encoder("mpnn", node_dim=11, edge_dim=5).eval()
+    batch = graphs.batch(torch.arange(len(graphs)))
+    with torch.no_grad():
+        out = torch.relu(encoder.embed(batch.x))
+        h = out.unsqueeze(0)
+        for _ in range(3):
+            m = torch.relu(encoder.conv(out, batch.edge_index, batch.edge_attr))
+            out, h = encoder.gru(m.unsqueeze(0), h)
+            out = out.squeeze(0)
+        expected = torch.relu(encoder.project(encoder.readout(out, batch.batch)))
+        torch.testing.assert_close(encoder(batch), expected, rtol=1e-5, atol=1e-6)
