@@ -18,7 +18,7 @@ FLAGS: dict[str, tuple[str, type, str]] = {
     "--featurizer": ("featurizer", str, "2d or 3d"),
     "--n-molecules": ("n_molecules", int, "train on a random subset of this many molecules"),
     "--split": ("split", str, "benchmark, random or scaffold"),
-    "--encoder": ("encoder", str, "mpnn or gine (the model's encoder)"),
+    "--encoder": ("encoder", str, "mpnn or gine; replaces the model section with its defaults"),
     "--balancer": ("balancer", str, "balancing method, e.g. dbmtl, ew, pcgrad, pcgrad+log"),
     "--epochs": ("epochs", int, "number of epochs"),
     "--batch-size": ("batch_size", int, "molecules per training step"),
