@@ -47,6 +47,8 @@ def plot(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None = None) -
     for filename, (prefix, label, log_scale) in FIGURES.items():
         columns = [c for c in rows[0] if c.startswith(prefix + "/")]
         figure, axes = plt.subplots(figsize=(7, 4.5))
+        # the default cycle has 10 colours; QM9 has 11 tasks
+        axes.set_prop_cycle(color=plt.cm.tab20.colors[::2] + plt.cm.tab20.colors[1::2])
         for column in columns:
             task = column.split("/", 1)[1]
             values = [_number(row[column]) for row in rows]
