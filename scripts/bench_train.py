@@ -90,7 +90,7 @@ def main() -> None:
     from molmtl import balancing
     from molmtl.data import TargetScaler, load_qm9
     from molmtl.models import build_model
-    from molmtl.training.trainer import resolve_device, train_epoch
+    from molmtl.training.trainer import compile_model, resolve_device, train_epoch
 
     args = parse_args()
     device = resolve_device(args.device)
@@ -151,7 +151,7 @@ def main() -> None:
     graphs = dataset.graphs.to(device)
     device_y = y.to(device)
     molmtl_optimizer, molmtl_balancer = optimizer_and_balancer(models["molmtl"])
-    forward = torch.compile(models["molmtl"], dynamic=True) if args.compile else models["molmtl"]
+    forward = compile_model(models["molmtl"]) if args.compile else models["molmtl"]
     autocast = (
         torch.autocast(device.type, dtype=torch.bfloat16) if args.precision == "bf16" else None
     )

@@ -198,7 +198,7 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False)
     graphs = dataset.graphs.to(device)
     device_targets = targets.to(device)
     standardized = ((targets - mean) / std).to(device)  # NaN stays NaN
-    forward = torch.compile(model, dynamic=True) if config.compile else model
+    forward = compile_model(model) if config.compile else model
     autocast = (
         torch.autocast(device_type=device.type, dtype=torch.bfloat16)
         if config.precision == "bf16"
@@ -271,6 +271,16 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False)
         run_dir, model, predict, graphs, device_targets, test_index, scorer, state, config
     )
     return run_dir
+
+
+def compile_model(model: torch.nn.Module) -> Callable[[GraphBatch], Tensor]:
+    """``torch.compile`` with dynamic shapes (batches differ in size)."""
+    import torch._functorch.config
+
+    # gradient balancers differentiate the losses several times (retain_graph=True), which
+    # compiled backward graphs with donated buffers refuse
+    torch._functorch.config.donated_buffer = False
+    return torch.compile(model, dynamic=True)
 
 
 def _prepare_run_dir(config: TrainConfig, *, resume: bool, overwrite: bool) -> Path:
