@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -34,14 +35,38 @@ def load_dataset(config: TrainConfig) -> MoleculeDataset:
     )
 
 
+def _benchmark_split(smiles: list[str], config: TrainConfig) -> Split:
+    from molmtl.data import qm9_benchmark_split
+
+    return qm9_benchmark_split(len(smiles), config.seed)
+
+
+def _random_split(smiles: list[str], config: TrainConfig) -> Split:
+    from molmtl.data import random_split
+
+    return random_split(len(smiles), config.split_fractions, config.seed)
+
+
+def _scaffold_split(smiles: list[str], config: TrainConfig) -> Split:
+    from molmtl.data import scaffold_split
+
+    return scaffold_split(smiles, config.split_fractions, config.seed)
+
+
+#: ``TrainConfig.split`` → function of (SMILES, config) giving the split
+SPLITTERS: dict[str, Callable[[list[str], TrainConfig], Split]] = {
+    "benchmark": _benchmark_split,
+    "random": _random_split,
+    "scaffold": _scaffold_split,
+}
+
+
 def make_split(config: TrainConfig, dataset: MoleculeDataset) -> Split:
     """The train/val/test split of ``dataset`` (indices into it), reproducible from the seed.
 
     With ``n_molecules``, a seeded random subset is split and its indices are mapped back to
     the whole dataset, so ``splits.json`` always indexes the dataset as loaded.
     """
-    from molmtl import data
-
     n = len(dataset.smiles)
     if config.n_molecules is not None and config.n_molecules > n:
         raise ConfigError(
@@ -50,14 +75,7 @@ def make_split(config: TrainConfig, dataset: MoleculeDataset) -> Split:
     chosen = np.arange(n)
     if config.n_molecules is not None:
         chosen = np.sort(np.random.default_rng(config.seed).permutation(n)[: config.n_molecules])
-    if config.split == "benchmark":
-        split = data.qm9_benchmark_split(len(chosen), config.seed)
-    elif config.split == "random":
-        split = data.random_split(len(chosen), config.split_fractions, config.seed)
-    else:
-        split = data.scaffold_split(
-            [dataset.smiles[i] for i in chosen], config.split_fractions, config.seed
-        )
+    split = SPLITTERS[config.split]([dataset.smiles[i] for i in chosen], config)
     return dataclasses.replace(
         split, train=chosen[split.train], val=chosen[split.val], test=chosen[split.test]
     )

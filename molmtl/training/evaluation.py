@@ -73,17 +73,16 @@ class Scorer:
         reference_maes: dict[str, float] | None = None,
     ) -> None:
         self.target_names = [t["name"] for t in targets]
-        target_names = self.target_names
         self.units = [t.get("report_unit") or t.get("unit", "") for t in targets]
         self.factors = torch.tensor([float(t.get("report_scale", 1.0)) for t in targets])
         self.train_std = train_std.detach().cpu().double()
         self.reference = None
         if reference_maes is not None:
-            missing = [name for name in target_names if name not in reference_maes]
+            missing = [name for name in self.target_names if name not in reference_maes]
             if missing:
                 raise ConfigError(f"reference_maes lacks the target(s) {missing}")
             self.reference = torch.tensor(
-                [reference_maes[name] for name in target_names], dtype=torch.float64
+                [reference_maes[name] for name in self.target_names], dtype=torch.float64
             )
 
     def reported(self, mae: Tensor) -> Tensor:

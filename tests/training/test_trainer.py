@@ -3,6 +3,7 @@ from __future__ import annotations
 import csv
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -157,3 +158,17 @@ def test_bf16_autocast_trains(make_config):
 def test_compiled_model_trains(make_config):
     run_dir = train(make_config(compile=True, epochs=1))
     assert json.loads((run_dir / "test_metrics.json").read_text())["mae"]["mu"] is not None
+
+
+@pytest.mark.parametrize("split", ["random", "scaffold"])
+def test_subset_split_indexes_the_loaded_dataset(make_config, split):
+    from molmtl.training._data import load_dataset, make_split
+
+    config = make_config(split=split, n_molecules=60)
+    dataset = load_dataset(config)
+    parts = make_split(config, dataset)
+    joined = np.concatenate([parts.train, parts.val, parts.test])
+    assert len(joined) == 60 == len(np.unique(joined))
+    assert joined.max() < len(dataset)
+    again = make_split(config, dataset)
+    assert np.array_equal(parts.test, again.test)  # reproducible from the seed
