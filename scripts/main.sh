@@ -14,5 +14,5 @@ bash scripts/setup.sh
 # shellcheck disable=SC1091
 source .venv/bin/activate
 run_dir="${1:-runs/qm9-quick}"
-molmtl train --preset qm9-quick --out "$run_dir"
+molmtl train --preset qm9-quick --overwrite --out "$run_dir"
 molmtl predict --model "$run_dir" CCO c1ccccc1 "CC(=O)O" "not-a-smiles" "[Na+].[Cl-]"

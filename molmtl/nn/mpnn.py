@@ -10,7 +10,9 @@ The edge network's output (a ``hidden_dim × hidden_dim`` matrix per edge) depen
 edge features, which are the same in every round, so it is computed once per forward pass
 instead of once per round as ``NNConv.forward`` would: the same function with the same
 parameters, at about a third of the dominant cost (the edge network is ~100× the FLOPs of the
-messages on QM9's complete 3D graphs).
+messages on QM9's complete 3D graphs). The GRU and Set2Set steps run through
+:mod:`molmtl.nn._recurrent` (plain tensor ops on the same parameters), so the balancing engine's
+batched per-task gradients work on CUDA, where cuDNN's RNN kernels cannot be vmapped.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from torch_geometric.nn import NNConv, Set2Set
 from torch_geometric.utils import scatter
 
 from molmtl.nn._base import Encoder, check_positive_int
+from molmtl.nn._recurrent import gru_step, set2set
 
 if TYPE_CHECKING:
     from molmtl.data import GraphBatch
@@ -74,7 +77,6 @@ class MPNNEncoder(Encoder):
     def forward(self, batch: GraphBatch) -> Tensor:
         """``[num_graphs, hidden_dim]`` molecule embeddings."""
         node_states = torch.relu(self.embed(batch.x))  # [num_nodes, hidden_dim]
-        gru_state = node_states.unsqueeze(0)  # [1, num_nodes, hidden_dim]
         hidden_dim = node_states.shape[1]
         # [num_edges, hidden_dim, hidden_dim], shared by all rounds
         edge_weights = self.conv.nn(batch.edge_attr).view(-1, hidden_dim, hidden_dim)
@@ -85,7 +87,7 @@ class MPNNEncoder(Encoder):
                 messages, target, dim=0, dim_size=node_states.shape[0], reduce="mean"
             )
             convolved = aggregated + self.conv.lin(node_states) + self.conv.bias  # NNConv's output
-            node_states, gru_state = self.gru(torch.relu(convolved).unsqueeze(0), gru_state)
-            node_states = node_states.squeeze(0)
-        pooled = self.readout(node_states, batch.batch, dim_size=batch.num_graphs)
+            # The GRU's output is its new state; plain ops instead of nn.GRU keep vmap working.
+            node_states = gru_step(torch.relu(convolved), node_states, self.gru)
+        pooled = set2set(node_states, batch.batch, batch.num_graphs, self.readout)
         return torch.relu(self.project(pooled))
