@@ -36,6 +36,18 @@ class GraphBatch(NamedTuple):
     num_graphs: int
 
 
+def _gather_ranges(starts: Tensor, counts: Tensor, total: int) -> tuple[Tensor, Tensor]:
+    """Concatenated ranges ``starts[b] .. starts[b] + counts[b]`` and the owner ``b`` of each.
+
+    ``total`` (= ``counts.sum()``, known on the host) sizes the output without a device sync.
+    Returns ``[total]`` source positions and ``[total]`` owners.
+    """
+    owners = torch.arange(counts.shape[0], device=counts.device)
+    owner = torch.repeat_interleave(owners, counts, output_size=total)
+    rank = torch.arange(total, device=counts.device) - _exclusive_cumsum(counts)[owner]
+    return starts[owner] + rank, owner
+
+
 def _exclusive_cumsum(counts: Tensor) -> Tensor:
     return torch.cumsum(counts, 0) - counts
 
@@ -164,23 +176,10 @@ class PackedGraphs:
         total_nodes = int(self._node_counts_host[index_host].sum())
         total_edges = int(self._edge_counts_host[index_host].sum())
         index_device = torch.as_tensor(index, dtype=torch.long).to(self.device, non_blocking=True)
-        graphs = torch.arange(index_device.shape[0], device=self.device)
-
         node_counts = self._node_counts[index_device]
-        node_graph = torch.repeat_interleave(graphs, node_counts, output_size=total_nodes)
-        node_rank = (
-            torch.arange(total_nodes, device=self.device)
-            - _exclusive_cumsum(node_counts)[node_graph]
-        )
-        node_src = self.node_ptr[index_device][node_graph] + node_rank
-
         edge_counts = self._edge_counts[index_device]
-        edge_graph = torch.repeat_interleave(graphs, edge_counts, output_size=total_edges)
-        edge_rank = (
-            torch.arange(total_edges, device=self.device)
-            - _exclusive_cumsum(edge_counts)[edge_graph]
-        )
-        edge_src = self.edge_ptr[index_device][edge_graph] + edge_rank
+        node_src, node_graph = _gather_ranges(self.node_ptr[index_device], node_counts, total_nodes)
+        edge_src, edge_graph = _gather_ranges(self.edge_ptr[index_device], edge_counts, total_edges)
         return node_src, node_graph, edge_src, edge_graph, node_counts, edge_counts
 
     def batch(self, index: Tensor) -> GraphBatch:

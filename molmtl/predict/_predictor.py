@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from molmtl._device import resolve_device
 from molmtl.predict._columns import STD_SUFFIX, output_columns
 from molmtl.predict._errors import PredictorError
 
@@ -284,17 +285,10 @@ class Predictor:
 
 
 def _resolve_device(device: str | torch.device | None) -> torch.device:
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        device = torch.device(device)
-    except RuntimeError as error:
-        raise PredictorError(
-            f"unknown device {str(device)!r}: expected cpu, cuda, cuda:N, ..."
-        ) from error
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise PredictorError(f"device {str(device)!r} asked for, but CUDA is not available here")
-    return device
+        return resolve_device(device)
+    except ValueError as error:
+        raise PredictorError(str(error)) from error
 
 
 def _check_positive(name: str, value: int) -> int:

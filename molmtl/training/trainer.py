@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from molmtl import _device
 from molmtl.training._data import load_dataset, make_split, target_records
 from molmtl.training.checkpoint import (
     CHECKPOINT_FILE,
@@ -49,19 +50,10 @@ RESUMABLE_CHANGES = ("epochs", "progress", "out", "device", "data", "cache_dir")
 
 def resolve_device(name: str) -> torch.device:
     """``"auto"`` → CUDA when available, else CPU; anything else as ``torch.device``."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        device = torch.device(name)
-    except RuntimeError as error:
-        raise ConfigError(
-            f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {name!r}"
-        ) from error
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(
-            f"device is {name!r} but CUDA is not available here; use device 'cpu' or 'auto'"
-        )
-    return device
+        return _device.resolve_device(name)
+    except ValueError as error:
+        raise ConfigError(f"device: {error}") from error
 
 
 @dataclass
