@@ -175,6 +175,12 @@ class TrainConfig:
         ):
             raise ConfigError(f"model must be a table with an 'encoder' name, got {self.model!r}")
         _string("balancer", self.balancer)
+        # Checked here so that a typo fails before minutes of data loading, not after.
+        from molmtl.balancing import available as available_balancers
+        from molmtl.nn import available_encoders
+
+        _choice("balancer", self.balancer, tuple(available_balancers()))
+        _choice("model.encoder", self.model.get("encoder", "gine"), tuple(available_encoders()))
         if not isinstance(self.balancer_options, dict):
             raise ConfigError(f"balancer_options must be a table, got {self.balancer_options!r}")
         _int("epochs", self.epochs, minimum=1)

@@ -104,3 +104,15 @@ def test_unparseable_file_is_named(tmp_path):
 def test_round_trips_through_a_dict():
     config = TrainConfig.load(preset="qm9-paper")
     assert TrainConfig.from_dict(config.to_dict()) == config
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"balancer": "dbmtlx"}, "balancer"),
+        ({"model": {"encoder": "transformer"}}, "model.encoder"),
+    ],
+)
+def test_unknown_names_fail_before_any_data_is_loaded(overrides, field):
+    with pytest.raises(ConfigError, match=rf"{field} must be one of .*got"):
+        TrainConfig.load(preset="qm9-quick", overrides=overrides)
