@@ -18,6 +18,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="split to evaluate (default: test)",
     )
     parser.add_argument("--device", default=None, help="cpu, cuda ... (default: cuda if available)")
+    parser.add_argument(
+        "--data", default=None, help="the run's dataset, if not where training found it"
+    )
     parser.add_argument("--json", action="store_true", help="print the metrics as JSON")
 
 
@@ -26,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
     from molmtl.training import ConfigError, evaluate
 
     try:
-        metrics = evaluate(args.run_dir, split=args.split, device=args.device)
+        metrics = evaluate(args.run_dir, split=args.split, device=args.device, data=args.data)
     except (ValueError, ConfigError, FileNotFoundError) as error:
         print(f"molmtl evaluate: error: {error}", file=sys.stderr)
         return 1

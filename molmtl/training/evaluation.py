@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections.abc import Callable
@@ -116,7 +117,11 @@ def _finite_or_none(value: float) -> float | None:
 
 
 def evaluate(
-    run_dir: str | os.PathLike, *, split: str = "test", device: str | None = None
+    run_dir: str | os.PathLike,
+    *,
+    split: str = "test",
+    device: str | None = None,
+    data: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
     """Per-task MAE (reported units), Δm% and normalized MAE of a trained run on one of its splits.
 
@@ -127,6 +132,8 @@ def evaluate(
         run_dir: a run directory written by :func:`molmtl.training.train`.
         split: ``"train"``, ``"val"`` or ``"test"``.
         device: where to evaluate (default: CUDA when available).
+        data: where the run's dataset is now, when not where training found it (e.g. training
+            read ``$MOLMTL_DATA``, which is not set here).
     """
     from molmtl.data import Split
     from molmtl.models import RunDirError, load_model
@@ -144,6 +151,8 @@ def evaluate(
             f"{run_dir} lacks the training config or {SPLITS_FILE}; was it written by `molmtl train`?"
         )
     train_config = TrainConfig.from_dict(config["train"])
+    if data is not None:
+        train_config = dataclasses.replace(train_config, data=str(data))
     dataset = load_dataset(train_config)
     splits = Split.from_dict(json.loads((run_dir / SPLITS_FILE).read_text()))
     index = torch.as_tensor(getattr(splits, split), dtype=torch.long)

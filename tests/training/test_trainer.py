@@ -46,6 +46,20 @@ def test_run_directory_holds_every_artifact(make_config):
     assert {"val_mae/homo", "grad_norm/mu", "weight/r2", "train_loss/mu", "lr"} <= set(row)
 
 
+def test_evaluate_reads_moved_data_from_the_data_argument(make_config, qm9_csv, tmp_path):
+    run_dir = train(make_config())
+    moved = tmp_path / "moved.csv"
+    qm9_csv.rename(moved)
+    try:
+        with pytest.raises(FileNotFoundError):
+            evaluate(run_dir, device="cpu")
+        stored = json.loads((run_dir / "test_metrics.json").read_text())
+        recomputed = evaluate(run_dir, device="cpu", data=moved)
+        assert recomputed["mae"] == pytest.approx(stored["mae"], rel=1e-5)
+    finally:
+        moved.rename(qm9_csv)
+
+
 def test_run_directory_round_trips(make_config):
     run_dir = train(make_config())
     stored = json.loads((run_dir / "test_metrics.json").read_text())
