@@ -32,6 +32,16 @@ class GradientBalancer(Balancer):
         eps: the ε of the log transform (only with ``log_transform``).
         backend: how per-task gradients are computed: ``"auto"`` (default; the faster one for
             the device), ``"sequential"`` or ``"batched"``; see :mod:`molmtl.balancing._gradients`.
+        distributed: data-parallel training (``specs/dbmtl.md``'s extension): every rank calls
+            :meth:`backward` with the losses of its own batch, and the update equals
+            single-process training on the union of the ranks' batches (ranks with equal
+            labelled counts per task, as with equal batch sizes). The loss values are reduced
+            first (mean over the ranks where a task is labelled), then the per-task gradients,
+            before the aggregator (DB-MTL's smoothing) sees them. Needs an initialised
+            ``torch.distributed``; do not wrap the model in ``DistributedDataParallel``
+            (gradients are reduced here, not by its hooks), and start every rank from the same
+            parameters.
+        process_group: the ``torch.distributed`` group to reduce over (None: the default group).
     """
 
     def __init__(
@@ -44,6 +54,8 @@ class GradientBalancer(Balancer):
         log_transform: bool = False,
         eps: float = 1e-8,
         backend: str = "auto",
+        distributed: bool = False,
+        process_group: Any = None,
     ) -> None:
         super().__init__(shared, task_specific, n_tasks=n_tasks)
         if not isinstance(aggregator, Aggregator):
@@ -54,16 +66,29 @@ class GradientBalancer(Balancer):
         self.log_transform = log_transform
         self.eps = eps
         self.gradients = PerTaskGradients(backend)
+        if distributed and not torch.distributed.is_initialized():
+            raise ValueError(
+                "distributed=True needs torch.distributed to be initialised "
+                "(torch.distributed.init_process_group) before the balancer is built"
+            )
+        self.distributed = distributed
+        self.process_group = process_group
 
     @property
     def requires_nonnegative_losses(self) -> bool:
         return self.log_transform or self.aggregator.requires_nonnegative_losses
 
     def _backward(self, losses: Tensor, mask: Tensor, bad: Tensor | None) -> dict[str, Tensor]:
-        task_losses = torch.log(losses + self.eps) if self.log_transform else losses
-        # Masking the (finite) losses zeroes the gradient rows of unlabelled tasks for free.
-        task_losses = task_losses * mask
+        if self.distributed:
+            task_losses, losses, mask = self._rank_surrogate(losses, mask)
+        else:
+            task_losses = torch.log(losses + self.eps) if self.log_transform else losses
+            # Masking the (finite) losses zeroes the gradient rows of unlabelled tasks for free.
+            task_losses = task_losses * mask
         shared_grads, task_grads = self.gradients(task_losses, self.shared_params, self.task_params)
+        if self.distributed:
+            for grads in [shared_grads, *task_grads]:
+                torch.distributed.all_reduce(grads, group=self.process_group)
         if bad is not None:
             # A bad step's NaN rows must not reach the aggregator's state.
             shared_grads = torch.where(mask[:, None], shared_grads, 0.0)
@@ -75,6 +100,22 @@ class GradientBalancer(Balancer):
         accumulate_grads(self.shared_params, unflatten(update, self.shared_params), bad)
         accumulate_grads(self.task_params, task_grads, bad)
         return {"weights": weights.detach(), "grad_norms": shared_grads.norm(dim=1)}
+
+    def _rank_surrogate(self, losses: Tensor, mask: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """This rank's share of the global objective, and the global losses and mask.
+
+        Returns ``[T]`` surrogate losses whose per-task gradients, summed over the ranks, are
+        the gradients of ``log(L̄_t + eps)`` (or of ``L̄_t``), where ``L̄_t`` is the mean of
+        task t's loss over the ranks that label it; and ``L̄`` ``[T]`` and its mask ``[T]``.
+        """
+        stats = torch.stack([torch.where(mask, losses.detach(), 0.0), mask.to(losses.dtype)])
+        torch.distributed.all_reduce(stats, group=self.process_group)  # loss values first
+        loss_sums, label_counts = stats
+        ranks_labelled = label_counts.clamp(min=1)
+        global_losses = loss_sums / ranks_labelled
+        # d log(L̄ + eps) = dL̄ / (L̄ + eps), and dL̄ = Σ_ranks dL_rank / ranks_labelled.
+        scale = ranks_labelled * (global_losses + self.eps if self.log_transform else 1.0)
+        return losses * mask / scale, global_losses, label_counts > 0
 
     def state_dict(self) -> dict[str, Any]:
         return {**super().state_dict(), "aggregator": self.aggregator.state_dict()}

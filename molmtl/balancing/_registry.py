@@ -16,7 +16,7 @@ from molmtl.balancing._gradient_balancer import GradientBalancer
 _PACKAGE = "molmtl.balancing._methods"
 _LOG_SUFFIX = "+log"
 #: options of GradientBalancer that a gradient method accepts besides its aggregator's.
-_GRADIENT_OPTIONS = ("backend",)
+_GRADIENT_OPTIONS = ("backend", "distributed", "process_group")
 _LOG_OPTIONS = ("eps",)
 
 
@@ -119,8 +119,9 @@ def get(
         shared: parameters shared by all tasks.
         task_specific: parameters belonging to one task each (heads).
         n_tasks: the number of tasks T.
-        **options: the method's options (its published defaults otherwise), plus ``backend``
-            for gradient methods and ``eps`` for those with the log transform.
+        **options: the method's options (its published defaults otherwise), plus ``backend``,
+            ``distributed`` and ``process_group`` for gradient methods (see
+            :class:`GradientBalancer`) and ``eps`` for those with the log transform.
 
     Raises:
         ValueError: unknown ``name`` or option, listing the valid ones.
