@@ -7,7 +7,7 @@ from abc import abstractmethod
 import torch
 from torch import Tensor
 
-from molmtl.balancing._base import Balancer
+from molmtl.balancing._base import Balancer, Parameters
 from molmtl.balancing._gradients import accumulate_grads
 
 
@@ -45,3 +45,26 @@ class LossWeighting(Balancer):
         )
         accumulate_grads(params, grads, bad)
         return {"weights": weights, "grad_norms": torch.full_like(weights, float("nan"))}
+
+
+class LogLossWeighting(LossWeighting):
+    """Base of the methods built on ``log(L_t + eps)`` (``si``, ``gls``): they take the option ``eps``.
+
+    Args:
+        eps: ε added to every loss before the logarithm (1e-8, as in DB-MTL).
+    """
+
+    requires_nonnegative_losses = True
+
+    def __init__(
+        self,
+        shared: Parameters,
+        task_specific: Parameters | None = None,
+        *,
+        n_tasks: int,
+        eps: float = 1e-8,
+    ) -> None:
+        super().__init__(shared, task_specific, n_tasks=n_tasks)
+        if eps < 0:
+            raise ValueError(f"eps must be >= 0, got {eps}")
+        self.eps = eps

@@ -5,11 +5,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from molmtl.balancing._base import Parameters
-from molmtl.balancing._loss_weighting import LossWeighting
+from molmtl.balancing._loss_weighting import LogLossWeighting
 
 
-class GeometricLoss(LossWeighting):
+class GeometricLoss(LogLossWeighting):
     """Chennupati et al., "MultiNet++: Multi-Stream Feature Aggregation and Geometric Loss
     Strategy for Multi-Task Learning", CVPR Workshops 2019.
 
@@ -20,21 +19,6 @@ class GeometricLoss(LossWeighting):
     Args:
         eps: ε added to every loss (1e-8).
     """
-
-    requires_nonnegative_losses = True
-
-    def __init__(
-        self,
-        shared: Parameters,
-        task_specific: Parameters | None = None,
-        *,
-        n_tasks: int,
-        eps: float = 1e-8,
-    ) -> None:
-        super().__init__(shared, task_specific, n_tasks=n_tasks)
-        if eps < 0:
-            raise ValueError(f"eps must be >= 0, got {eps}")
-        self.eps = eps
 
     def loss_weights(self, losses: Tensor, mask: Tensor) -> Tensor:
         shifted = losses + self.eps

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from molmtl.balancing._base import Parameters
-from molmtl.balancing._loss_weighting import LossWeighting
+from molmtl.balancing._loss_weighting import LogLossWeighting
 
 
-class ScaleInvariant(LossWeighting):
+class ScaleInvariant(LogLossWeighting):
     """The update is ``∇ Σ_t log(L_t + eps)``, i.e. weights ``1 / (L_t + eps)``.
 
     The "SI" baseline of Lin et al., "Dual-Balancing for Multi-Task Learning",
@@ -18,21 +17,6 @@ class ScaleInvariant(LossWeighting):
     Args:
         eps: ε inside the logarithm (1e-8, as in DB-MTL).
     """
-
-    requires_nonnegative_losses = True
-
-    def __init__(
-        self,
-        shared: Parameters,
-        task_specific: Parameters | None = None,
-        *,
-        n_tasks: int,
-        eps: float = 1e-8,
-    ) -> None:
-        super().__init__(shared, task_specific, n_tasks=n_tasks)
-        if eps < 0:
-            raise ValueError(f"eps must be >= 0, got {eps}")
-        self.eps = eps
 
     def loss_weights(self, losses: Tensor, mask: Tensor) -> Tensor:
         return 1.0 / (losses + self.eps)
