@@ -3,11 +3,14 @@
 A cache entry is two files: ``<key>.pt`` (tensors only: packed graphs and per-molecule flags,
 loadable with ``torch.load(weights_only=True)``) and ``<key>.json`` (the spec and the
 per-molecule error texts, for people and for checking). The key hashes the featurizer spec,
-so changing any feature (or its version) misses the cache instead of reusing stale graphs.
+the featurizer code and RDKit's version, so changing any feature, its implementation (even a
+rounding detail that leaves the spec alone) or RDKit misses the cache instead of reusing stale
+graphs.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -39,10 +42,30 @@ def text_checksum(texts: list[str]) -> str:
     return hashlib.sha256("\n".join(map(str, texts)).encode()).hexdigest()
 
 
+@functools.cache
+def featurizer_code_fingerprint() -> str:
+    """SHA-256 of the featurizer package's source files and RDKit's version."""
+    from rdkit import __version__ as rdkit_version
+
+    import molmtl.featurizers
+
+    digest = hashlib.sha256(rdkit_version.encode())
+    for path in sorted(Path(molmtl.featurizers.__file__).parent.glob("*.py")):
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
 def cache_key(spec: dict[str, Any], *sources: str) -> str:
-    """Key of a cache entry: hash of the featurizer spec and the sources' checksums."""
+    """Key of a cache entry: hash of the featurizer spec and code, and the sources' checksums."""
     payload = json.dumps(
-        {"format": CACHE_FORMAT_VERSION, "spec": spec, "sources": sources}, sort_keys=True
+        {
+            "format": CACHE_FORMAT_VERSION,
+            "spec": spec,
+            "code": featurizer_code_fingerprint(),
+            "sources": sources,
+        },
+        sort_keys=True,
     )
     return hashlib.sha256(payload.encode()).hexdigest()[:24]
 

@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 import torch
 
-from molmtl.data import load_csv, load_qm9
+from molmtl.data import cache, load_csv, load_qm9
 from molmtl.featurizers.graph2d import Graph2DFeaturizer
 
 
@@ -37,6 +37,15 @@ def test_changed_featurizer_spec_misses_the_cache(qm9_small_dir, tmp_path):
     load_qm9(qm9_small_dir, cache_dir=tmp_path)
     dataset = load_qm9(qm9_small_dir, cache_dir=tmp_path, featurizer=Graph2DVersion2())
     assert dataset.featurizer_spec["version"] == 2
+    assert len(list(tmp_path.glob("*.pt"))) == 2
+
+
+def test_changed_featurizer_code_misses_the_cache(qm9_small_dir, tmp_path, monkeypatch):
+    # An implementation change that leaves the spec alone (seen: a rounding change in the mass
+    # feature) must not reuse graphs built by the old code.
+    load_qm9(qm9_small_dir, cache_dir=tmp_path)
+    monkeypatch.setattr(cache, "featurizer_code_fingerprint", lambda: "edited featurizer code")
+    load_qm9(qm9_small_dir, cache_dir=tmp_path)
     assert len(list(tmp_path.glob("*.pt"))) == 2
 
 
