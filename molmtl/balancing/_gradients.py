@@ -7,14 +7,19 @@ Two backends compute the same numbers:
   backward pass over the T one-hot output gradients (fewer, larger kernels; T times the
   activation-gradient memory).
 
-``"auto"`` picks ``DEFAULT_BACKEND[device type]``: on the CPU the one measured faster
-(sequential); on CUDA batched, expected faster from its fewer kernel launches but still to be
-confirmed with ``scripts/bench_balancers.py --device cuda`` (see docs/balancing.md). Nothing
-here reads a tensor on the host.
+``"fastest"`` times both on the first steps of the run and keeps the faster one for this
+model and device (both run on those steps; the sequential result is used, so the choice never
+changes what those steps compute). ``"auto"`` picks ``DEFAULT_BACKEND[device type]``: on the
+CPU sequential, measured faster for the MLP stand-in and the QM9 MPNN and deterministic (a
+timing-based choice could differ between a run and its resumption); on CUDA ``"fastest"``,
+since which one wins depends on the model there. Apart from ``"fastest"``'s calibration steps
+(one host sync per backend per step), nothing here reads a tensor on the host.
 """
 
 from __future__ import annotations
 
+import statistics
+import time
 import warnings
 from collections.abc import Callable, Sequence
 
@@ -106,9 +111,18 @@ BACKENDS: dict[str, Callable[..., Gradients]] = {
     "batched": batched_gradients,
 }
 
-#: backend used by ``"auto"`` per device type (CPU measured with scripts/bench_balancers.py;
-#: CUDA awaiting a GPU measurement).
-DEFAULT_BACKEND: dict[str, str] = {"cpu": "sequential", "cuda": "batched"}
+#: backend used by ``"auto"`` per device type (CPU measured with scripts/bench_balancers.py).
+DEFAULT_BACKEND: dict[str, str] = {"cpu": "sequential", "cuda": "fastest"}
+
+#: steps that ``"fastest"`` times both backends on; the first is discarded (one-off costs).
+CALIBRATION_STEPS = 4
+
+
+def _clock(device: torch.device) -> float:
+    """Host time after the device's queued work (a sync on CUDA)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter()
 
 
 class PerTaskGradients:
@@ -119,22 +133,34 @@ class PerTaskGradients:
     of a small model. Callers must not keep it across steps.
 
     Args:
-        backend: ``"auto"``, ``"sequential"`` or ``"batched"``. ``"auto"`` uses
-            ``DEFAULT_BACKEND`` for the device and, if the batched backward fails on the model
-            (an operation vmap cannot batch), warns once and uses ``"sequential"`` from then on.
+        backend: ``"auto"``, ``"fastest"``, ``"sequential"`` or ``"batched"`` (see the module
+            docstring). ``"fastest"`` settles on ``"sequential"`` with a warning if the batched
+            backward fails on the model (an operation vmap cannot batch, such as cuDNN's RNNs).
+
+    Attributes:
+        chosen_: the backend ``"fastest"`` settled on, None before (or without) calibration.
+        timings_: seconds per calibration step of each backend.
     """
 
     def __init__(self, backend: str = "auto") -> None:
-        if backend != "auto" and backend not in BACKENDS:
-            raise ValueError(f"unknown backend {backend!r}; valid: {['auto', *BACKENDS]}")
+        valid = ["auto", "fastest", *BACKENDS]
+        if backend not in valid:
+            raise ValueError(f"unknown backend {backend!r}; valid: {valid}")
         self.backend = backend
-        self._batched_works = False
+        self.chosen_: str | None = None
+        self.timings_: dict[str, list[float]] = {name: [] for name in BACKENDS}
         self._workspace: Tensor | None = None
 
     def resolve(self, device: torch.device) -> str:
-        if self.backend == "auto":
-            return DEFAULT_BACKEND.get(device.type, "sequential")
-        return self.backend
+        """The backend a step on ``device`` uses (``"fastest"`` until it has chosen)."""
+        backend = (
+            DEFAULT_BACKEND.get(device.type, "sequential")
+            if self.backend == "auto"
+            else self.backend
+        )
+        if backend == "fastest" and self.chosen_ is not None:
+            return self.chosen_
+        return backend
 
     def _out(self, losses: Tensor, shared: list[Tensor]) -> Tensor:
         shape = (losses.shape[0], sum(p.numel() for p in shared))
@@ -154,21 +180,36 @@ class PerTaskGradients:
     ) -> Gradients:
         out = self._out(losses, shared)
         backend = self.resolve(losses.device)
-        if backend == "batched" and self.backend == "auto" and not self._batched_works:
-            try:
-                # Keep the graph on this first try so that the fallback can still use it.
-                gradients = batched_gradients(losses, shared, task_specific, out, retain_graph=True)
-                self._batched_works = True
-                return gradients
-            except RuntimeError as error:
-                warnings.warn(
-                    f"batched per-task gradients failed on this model ({error}); "
-                    "using backend='sequential' from now on",
-                    RuntimeWarning,
-                    stacklevel=3,
-                )
-                self.backend = "sequential"
-        return BACKENDS[self.resolve(losses.device)](losses, shared, task_specific, out)
+        if backend == "fastest":
+            return self._calibrate(losses, shared, task_specific, out)
+        return BACKENDS[backend](losses, shared, task_specific, out)
+
+    def _calibrate(
+        self, losses: Tensor, shared: list[Tensor], task_specific: list[Tensor], out: Tensor
+    ) -> Gradients:
+        """Time both backends on this step's graph and return the sequential result."""
+        device = losses.device
+        started = _clock(device)
+        try:
+            batched_gradients(losses, shared, task_specific, out, retain_graph=True)
+        except RuntimeError as error:
+            warnings.warn(
+                f"batched per-task gradients failed on this model ({error}); "
+                "using backend='sequential'",
+                RuntimeWarning,
+                stacklevel=4,
+            )
+            self.chosen_ = "sequential"
+        else:
+            self.timings_["batched"].append(_clock(device) - started)
+        started = _clock(device)
+        gradients = sequential_gradients(losses, shared, task_specific, out)
+        self.timings_["sequential"].append(_clock(device) - started)
+        if self.chosen_ is None and len(self.timings_["sequential"]) >= CALIBRATION_STEPS:
+            self.chosen_ = min(
+                BACKENDS, key=lambda name: statistics.median(self.timings_[name][1:])
+            )
+        return gradients
 
 
 def accumulate_grads(params: Sequence[Tensor], grads: Sequence[Tensor], bad: Tensor | None) -> None:

@@ -32,7 +32,7 @@ def reference_gradients(model, losses):
     return torch.stack(rows), task_grads
 
 
-@pytest.mark.parametrize("backend", [*BACKENDS, "auto"])
+@pytest.mark.parametrize("backend", [*BACKENDS, "auto", "fastest"])
 @pytest.mark.parametrize(("n_tasks", "seed"), [(1, 0), (2, 1), (4, 2)])
 def test_backends_match_reference(backend, n_tasks, seed):
     model = TinyMTL(n_tasks=n_tasks, seed=seed)
@@ -56,21 +56,63 @@ def test_unused_shared_parameter_gets_zero_rows(backend):
     assert (shared[:, -3:] == 0).all()
 
 
-def test_auto_falls_back_to_sequential_with_a_warning(monkeypatch):
+def fake_clock(monkeypatch, batched_seconds: float, sequential_seconds: float) -> None:
+    """Make calibration see fixed durations: the clock is read before and after each backend."""
+    durations = iter([batched_seconds, sequential_seconds] * 100)
+    readings = []
+
+    def clock(device):
+        if len(readings) % 2 == 0:
+            readings.append(0.0)
+        else:
+            readings.append(next(durations))
+        return readings[-1]
+
+    monkeypatch.setattr(_gradients, "_clock", clock)
+
+
+@pytest.mark.parametrize(
+    ("batched_seconds", "sequential_seconds", "expected"),
+    [(1.0, 2.0, "batched"), (2.0, 1.0, "sequential")],
+)
+def test_fastest_keeps_the_faster_backend(
+    monkeypatch, batched_seconds, sequential_seconds, expected
+):
+    fake_clock(monkeypatch, batched_seconds, sequential_seconds)
+    model = TinyMTL()
+    args = (list(model.trunk.parameters()), list(model.heads.parameters()))
+    gradients = PerTaskGradients("fastest")
+    for step in range(_gradients.CALIBRATION_STEPS + 2):
+        x, y = make_batch(seed=step)
+        shared, _ = gradients(model.losses(x, y), *args)
+        # Calibration steps return the sequential result; later steps the chosen backend's.
+        expected_shared, _ = reference_gradients(model, model.losses(x, y))
+        torch.testing.assert_close(shared, expected_shared)
+        chosen = gradients.chosen_
+        assert chosen == (expected if step >= _gradients.CALIBRATION_STEPS - 1 else None)
+    assert len(gradients.timings_["sequential"]) == _gradients.CALIBRATION_STEPS
+
+
+def test_fastest_settles_on_sequential_when_batching_fails(monkeypatch):
     def failing(*args, **kwargs):
         raise RuntimeError("vmap: no batching rule")
 
-    monkeypatch.setitem(_gradients.DEFAULT_BACKEND, "cpu", "batched")
     monkeypatch.setattr(_gradients, "batched_gradients", failing)
     model = TinyMTL()
     x, y = make_batch()
-    gradients = PerTaskGradients("auto")
+    gradients = PerTaskGradients("fastest")
     args = (list(model.trunk.parameters()), list(model.heads.parameters()))
     with pytest.warns(RuntimeWarning, match="sequential"):
         shared, _ = gradients(model.losses(x, y), *args)
     expected, _ = reference_gradients(model, model.losses(x, y))
     torch.testing.assert_close(shared, expected)
-    assert gradients.backend == "sequential"
+    assert gradients.chosen_ == "sequential"
+
+
+def test_auto_is_deterministic_sequential_on_cpu_and_measured_on_cuda():
+    gradients = PerTaskGradients("auto")
+    assert gradients.resolve(torch.device("cpu")) == "sequential"
+    assert gradients.resolve(torch.device("cuda")) == "fastest"
 
 
 def test_explicit_batched_backend_does_not_fall_back(monkeypatch):
