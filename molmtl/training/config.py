@@ -111,12 +111,18 @@ class TrainConfig:
         overrides: dict[str, Any] | None = None,
     ) -> TrainConfig:
         """Defaults, then ``preset``, then the file at ``path``, then ``overrides`` (None values skipped)."""
+        layers = [
+            read_preset(preset) if preset is not None else {},
+            read_config_file(path) if path is not None else {},
+            {key: value for key, value in (overrides or {}).items() if value is not None},
+        ]
         values: dict[str, Any] = {}
-        if preset is not None:
-            values.update(read_preset(preset))
-        if path is not None:
-            values.update(read_config_file(path))
-        values.update({key: value for key, value in (overrides or {}).items() if value is not None})
+        for layer in layers:
+            # Options belong to their method: a layer that switches the balancer without
+            # giving options drops the earlier layers' (e.g. the preset's DB-MTL beta).
+            if layer.get("balancer", values.get("balancer")) != values.get("balancer"):
+                values.pop("balancer_options", None)
+            values.update(layer)
         return cls.from_dict(values)
 
     def to_dict(self) -> dict[str, Any]:

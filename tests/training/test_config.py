@@ -116,3 +116,14 @@ def test_round_trips_through_a_dict():
 def test_unknown_names_fail_before_any_data_is_loaded(overrides, field):
     with pytest.raises(ConfigError, match=rf"{field} must be one of .*got"):
         TrainConfig.load(preset="qm9-quick", overrides=overrides)
+
+
+def test_switching_the_balancer_drops_the_earlier_layers_options(tmp_path):
+    # qm9-quick sets DB-MTL's beta; PCGrad has no such option.
+    config = TrainConfig.load(preset="qm9-quick", overrides={"balancer": "pcgrad+log"})
+    assert config.balancer == "pcgrad+log" and config.balancer_options == {}
+    kept = TrainConfig.load(preset="qm9-quick", overrides={"balancer": "dbmtl"})
+    assert kept.balancer_options == {"beta": 0.0}
+    path = tmp_path / "options.toml"
+    path.write_text('balancer = "gradvac"\n[balancer_options]\nbeta = 0.1\n')
+    assert TrainConfig.load(preset="qm9-quick", path=path).balancer_options == {"beta": 0.1}
