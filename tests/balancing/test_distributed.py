@@ -55,6 +55,8 @@ def _rank_main(rank: int, store_path: str, method: str, out_path: str) -> None:
     try:
         parameters = _train(method, rank, distributed=True)
         torch.save(parameters, f"{out_path}.{rank}")
+        # Both ranks finish communicating before either tears gloo down (else an abort at exit).
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 
