@@ -6,6 +6,7 @@ gathers on the tensors' device, with no Python loop over molecules.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
 
@@ -162,20 +163,16 @@ class PackedGraphs:
             data.pos = self.pos[n0:n1]
         return data
 
-    def _host_index(self, index: Tensor | list[int]) -> Tensor:
-        index = torch.as_tensor(index, dtype=torch.long)
-        return index.cpu()
-
-    def _gather(self, index: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
-        """Gather indices for the graphs ``index``, computed on ``self.device``.
+    def _gather(
+        self, index_host: Tensor, index_device: Tensor
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+        """Gather indices for the graphs ``index`` (given on the host and on ``self.device``).
 
         Returns node_src ``[n]``, node_graph ``[n]``, edge_src ``[m]``, edge_graph ``[m]``,
         node_counts ``[B]`` and edge_counts ``[B]`` of the selection.
         """
-        index_host = self._host_index(index)
         total_nodes = int(self._node_counts_host[index_host].sum())
         total_edges = int(self._edge_counts_host[index_host].sum())
-        index_device = torch.as_tensor(index, dtype=torch.long).to(self.device, non_blocking=True)
         node_counts = self._node_counts[index_device]
         edge_counts = self._edge_counts[index_device]
         node_src, node_graph = _gather_ranges(self.node_ptr[index_device], node_counts, total_nodes)
@@ -190,7 +187,29 @@ class PackedGraphs:
                 ``randperm``): output sizes then come from host pointers without any device
                 sync. A device tensor works too but costs one device-to-host copy.
         """
-        node_src, node_graph, edge_src, edge_graph, node_counts, _ = self._gather(index)
+        index = torch.as_tensor(index, dtype=torch.long)
+        return self._batch(index.cpu(), index.to(self.device, non_blocking=True))
+
+    def batches(self, index: Tensor, batch_size: int) -> Iterator[tuple[Tensor, GraphBatch]]:
+        """Mini-batches of the graphs ``index`` in order, ``batch_size`` graphs each.
+
+        Args:
+            index: ``[N]`` CPU long graph indices, copied to the device once for all batches.
+
+        Yields:
+            ``[B]`` the batch's indices on ``self.device`` (to gather its labels) and the batch.
+        """
+        index = torch.as_tensor(index, dtype=torch.long).cpu()
+        index_device = index.to(self.device, non_blocking=True)
+        for host_chunk, device_chunk in zip(
+            index.split(batch_size), index_device.split(batch_size), strict=True
+        ):
+            yield device_chunk, self._batch(host_chunk, device_chunk)
+
+    def _batch(self, index_host: Tensor, index_device: Tensor) -> GraphBatch:
+        node_src, node_graph, edge_src, edge_graph, node_counts, _ = self._gather(
+            index_host, index_device
+        )
         node_offset = _exclusive_cumsum(node_counts)
         edge_index = self.edge_index[:, edge_src] + node_offset[edge_graph]
         return GraphBatch(
@@ -204,8 +223,9 @@ class PackedGraphs:
 
     def select(self, index: Tensor | list[int]) -> PackedGraphs:
         """A new PackedGraphs holding the graphs ``index``, in that order."""
+        index = torch.as_tensor(index, dtype=torch.long)
         node_src, _, edge_src, _, node_counts, edge_counts = self._gather(
-            torch.as_tensor(index, dtype=torch.long)
+            index.cpu(), index.to(self.device)
         )
         zero = torch.zeros(1, dtype=torch.long, device=self.device)
         return PackedGraphs(

@@ -273,12 +273,9 @@ class Predictor:
     def _forward(self, graphs: PackedGraphs) -> np.ndarray:
         """Members' predictions ``[M, G, T]`` (physical units) for the ``G`` packed graphs."""
         graphs = graphs.to(self.device)
-        n_graphs = len(graphs)
         outputs = []
         with torch.inference_mode():
-            for start in range(0, n_graphs, self.batch_size):
-                # a host index: batch sizes come from host pointers, no device sync
-                batch = graphs.batch(torch.arange(start, min(start + self.batch_size, n_graphs)))
+            for _, batch in graphs.batches(torch.arange(len(graphs)), self.batch_size):
                 outputs.append(torch.stack([model.predict(batch) for model in self.models]))
             # one device-to-host copy per chunk
             return torch.cat(outputs, dim=1).to(torch.float64).cpu().numpy()

@@ -42,16 +42,11 @@ def mean_absolute_errors(
     Returns:
         ``[T]`` MAE, NaN for a task with no label among ``index``.
     """
-    device_index = index.to(targets.device, non_blocking=True)
     n_tasks = targets.shape[1]
     error_sums = torch.zeros(n_tasks, device=targets.device)
     counts = torch.zeros(n_tasks, device=targets.device, dtype=torch.long)
-    for host_chunk, device_chunk in zip(
-        index.split(batch_size), device_index.split(batch_size), strict=True
-    ):
-        sums, labelled = absolute_error_sums(
-            predict(graphs.batch(host_chunk)).float(), targets[device_chunk]
-        )
+    for device_chunk, batch in graphs.batches(index, batch_size):
+        sums, labelled = absolute_error_sums(predict(batch).float(), targets[device_chunk])
         error_sums += sums
         counts += labelled
     return error_sums / counts

@@ -330,12 +330,9 @@ def train_epoch(
         The epoch's running sums, still on the device.
     """
     sums = _EpochSums.zeros(targets.shape[1], targets.device)
-    device_order = order.to(targets.device, non_blocking=True)
-    for host_batch, device_batch in zip(
-        order.split(batch_size), device_order.split(batch_size), strict=True
-    ):
+    for device_batch, batch in graphs.batches(order, batch_size):
         losses, mask, diagnostics = train_step(
-            forward, balancer, optimizer, graphs.batch(host_batch), targets[device_batch], autocast
+            forward, balancer, optimizer, batch, targets[device_batch], autocast
         )
         sums.add(losses, mask, diagnostics)
     return sums

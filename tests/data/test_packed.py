@@ -54,6 +54,22 @@ def test_featurized_molecules_batch_like_pyg():
     assert torch.equal(got.edge_attr, expected.edge_attr) and torch.equal(got.batch, expected.batch)
 
 
+@pytest.mark.parametrize("batch_size", [1, 3, 100])
+def test_batches_equal_batch_of_each_chunk(batch_size):
+    packed = PackedGraphs.from_data_list(random_graphs(10, with_pos=True))
+    index = torch.tensor([7, 2, 2, 9, 0, 5, 3])
+    chunks = list(packed.batches(index, batch_size))
+    assert [len(device_chunk) for device_chunk, _ in chunks] == [
+        len(part) for part in index.split(batch_size)
+    ]
+    for (device_chunk, batch), part in zip(chunks, index.split(batch_size), strict=True):
+        assert torch.equal(device_chunk, part)
+        expected = packed.batch(part)
+        for field in ("x", "edge_index", "edge_attr", "pos", "batch"):
+            assert torch.equal(getattr(batch, field), getattr(expected, field)), field
+        assert batch.num_graphs == expected.num_graphs
+
+
 @pytest.mark.parametrize("index", INDEXES[:4])
 def test_select_then_get_is_get(index):
     graphs = random_graphs(20, with_pos=True)
