@@ -19,6 +19,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("molmtl.cli.evaluate", "per-task MAE and Δm%% of a run on its test split"),
     "plot": ("molmtl.cli.plot", "draw a run's training curves as PNG files"),
     "predict": ("molmtl.cli.predict", "predict properties for SMILES with trained models"),
+    "benchmark": (
+        "molmtl.cli.benchmark",
+        "compare balancers on a protocol against single-task models (Δm%%)",
+    ),
 }
 
 

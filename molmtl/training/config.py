@@ -49,6 +49,10 @@ class TrainConfig:
         eval_batch_size: molecules per forward pass when evaluating.
         reference_maes: single-task MAE per target (reported units); when given, the validation
             score is Δm% against them, else the mean MAE normalized by the training std.
+        gradient_probe: after every epoch, log the norm of each task's shared gradient of its
+            plain (standardized MSE) loss on this many fixed training molecules, the same
+            measure for every balancer (``probe_grad_norm/<task>`` in metrics.csv; 0 = off).
+            It is not counted in the epoch's seconds and does not change training.
     Runtime:
         device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``, ``"cuda:1"`` ...
         precision: ``"fp32"`` or ``"bf16"`` (autocast for the forward pass).
@@ -79,6 +83,7 @@ class TrainConfig:
     min_lr: float = 1e-5
     eval_batch_size: int = 2000
     reference_maes: dict[str, float] | None = None
+    gradient_probe: int = 0
     device: str = "auto"
     precision: str = "fp32"
     compile: bool = False
@@ -194,6 +199,7 @@ class TrainConfig:
         _int("eval_batch_size", self.eval_batch_size, minimum=1)
         _int("lr_patience", self.lr_patience, minimum=0)
         _int("seed", self.seed, minimum=0)
+        _int("gradient_probe", self.gradient_probe, minimum=0)
         _number("lr", self.lr, low=0.0)
         _number("min_lr", self.min_lr, low=0.0, inclusive=True)
         _number("weight_decay", self.weight_decay, low=0.0, inclusive=True)

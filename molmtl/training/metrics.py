@@ -48,3 +48,20 @@ def delta_m_percent(mae: Tensor, reference: Tensor) -> Tensor:
 def normalized_mae(mae: Tensor, train_std: Tensor) -> Tensor:
     """Mean over tasks (with a finite MAE) of MAE_t / std_t, with std_t from the training split."""
     return torch.nanmean(mae / train_std)
+
+
+def shared_gradient_norms(losses: Tensor, shared: list[Tensor]) -> Tensor:
+    """``[T]`` norms of ∇_shared L_t, one backward pass per task (``.grad`` is left untouched).
+
+    Args:
+        losses: ``[T]`` per-task losses of one forward pass.
+        shared: the shared parameters.
+    """
+    norms = []
+    for task, loss in enumerate(losses):
+        grads = torch.autograd.grad(
+            loss, shared, retain_graph=task < len(losses) - 1, allow_unused=True
+        )
+        squares = [grad.square().sum() for grad in grads if grad is not None]
+        norms.append(torch.stack(squares).sum().sqrt() if squares else loss.new_zeros(()))
+    return torch.stack(norms)

@@ -37,7 +37,7 @@ from molmtl.training.evaluation import (
     Scorer,
     mean_absolute_errors,
 )
-from molmtl.training.metrics import masked_mse
+from molmtl.training.metrics import masked_mse, shared_gradient_norms
 
 if TYPE_CHECKING:
     from molmtl.balancing import Balancer
@@ -201,7 +201,7 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False)
         with autocast:
             return forward(batch).float() * model.target_std + model.target_mean
 
-    _write_metrics(run_dir, state.history, target_names)
+    _write_metrics(run_dir, state.history, target_names, probe=bool(config.gradient_probe))
     progress = tqdm(
         range(state.epoch, config.epochs),
         initial=state.epoch,
@@ -229,6 +229,12 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False)
         )
         # the epoch's one read from the device
         epoch_means, val_mae = torch.cat([sums.means(), val_mae[None]]).cpu().split([4, 1])
+        seconds = time.perf_counter() - started
+        probe_norms = (
+            probe_gradient_norms(model, graphs, standardized, train_index[: config.gradient_probe])
+            if config.gradient_probe
+            else None
+        )
         val_score = scorer.score(val_mae[0])
         lr = optimizer.param_groups[0]["lr"]
         scheduler.step(val_score)
@@ -244,13 +250,14 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False)
                 epoch + 1,
                 lr,
                 val_score,
-                time.perf_counter() - started,
+                seconds,
                 epoch_means,
                 scorer.reported(val_mae[0]),
                 target_names,
+                probe_norms,
             )
         )
-        _write_metrics(run_dir, state.history, target_names)
+        _write_metrics(run_dir, state.history, target_names, probe=bool(config.gradient_probe))
         save_checkpoint(run_dir, checkpoint_state())
         progress.set_postfix(
             loss=f"{float(epoch_means[0].nanmean()):.4f}",
@@ -367,6 +374,24 @@ def train_step(
     return losses.detach(), mask, diagnostics
 
 
+def probe_gradient_norms(
+    model: torch.nn.Module, graphs: PackedGraphs, targets: Tensor, index: Tensor
+) -> Tensor:
+    """``[T]`` shared-gradient norm of each task's standardized MSE on the molecules ``index``.
+
+    In eval mode and with ``torch.autograd.grad``, so no parameter, ``.grad`` or random state
+    of the run changes.
+    """
+    was_training = model.training
+    model.eval()
+    device_index, batch = next(graphs.batches(index, len(index)))
+    losses, _ = masked_mse(model(batch).float(), targets[device_index])
+    shared = [p for p in model.shared_parameters() if p.requires_grad]
+    norms = shared_gradient_norms(losses, shared).detach().cpu()
+    model.train(was_training)
+    return norms
+
+
 def _write_test_metrics(
     run_dir, model, predict, graphs, targets, test_index, scorer, state, config
 ) -> None:
@@ -394,6 +419,7 @@ def _metrics_row(
     epoch_means: Tensor,
     val_mae: Tensor,
     names: list[str],
+    probe_norms: Tensor | None = None,
 ) -> dict[str, Any]:
     loss, weights, grad_norms, _ = epoch_means.tolist()
     row: dict[str, Any] = {
@@ -410,15 +436,26 @@ def _metrics_row(
         ("weight", weights),
     ):
         row.update({f"{key}/{name}": value for name, value in zip(names, values, strict=True)})
+    if probe_norms is not None:
+        row.update(
+            {f"probe_grad_norm/{n}": v for n, v in zip(names, probe_norms.tolist(), strict=True)}
+        )
     return row
 
 
-def _write_metrics(run_dir: Path, history: list[dict[str, Any]], names: list[str]) -> None:
+def _write_metrics(
+    run_dir: Path, history: list[dict[str, Any]], names: list[str], *, probe: bool
+) -> None:
     """Rewrite ``metrics.csv`` from the history (on resume it then holds exactly the kept epochs)."""
+    keys = (
+        "train_loss",
+        "val_mae",
+        "grad_norm",
+        "weight",
+        *(("probe_grad_norm",) if probe else ()),
+    )
     columns = ["epoch", "lr", "train_loss", "val_score", "seconds"] + [
-        f"{key}/{name}"
-        for key in ("train_loss", "val_mae", "grad_norm", "weight")
-        for name in names
+        f"{key}/{name}" for key in keys for name in names
     ]
     path = run_dir / METRICS_FILE
     temporary = path.with_name(path.name + ".tmp")

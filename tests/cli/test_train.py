@@ -8,13 +8,11 @@ import pytest
 
 from molmtl.cli.main import main
 
-QM9_CSV = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "qm9" / "qm9.csv.xz"
+QM9_CSV = Path(__file__).resolve().parents[1] / "fixtures" / "qm9" / "qm9.csv.xz"
 
 
 @pytest.fixture(scope="module")
 def tiny_csv(tmp_path_factory) -> Path:
-    if not QM9_CSV.is_file():
-        pytest.skip(f"QM9 data not found at {QM9_CSV.resolve()}")
     path = tmp_path_factory.mktemp("cli") / "tiny.csv"
     pd.read_csv(QM9_CSV, nrows=120)[["smiles", "mu", "gap"]].to_csv(path, index=False)
     return path

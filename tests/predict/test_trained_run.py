@@ -10,13 +10,11 @@ import pytest
 
 from molmtl.predict import Predictor
 
-QM9_CSV = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "qm9" / "qm9.csv.xz"
+QM9_CSV = Path(__file__).resolve().parents[1] / "fixtures" / "qm9" / "qm9.csv.xz"
 
 
 @pytest.fixture(scope="module")
 def trained_run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if not QM9_CSV.is_file():
-        pytest.skip(f"QM9 not found at {QM9_CSV}")
     from molmtl.training import TrainConfig, train
 
     scratch = tmp_path_factory.mktemp("trained")

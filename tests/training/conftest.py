@@ -1,4 +1,4 @@
-"""Tiny training fixtures: a few hundred QM9 molecules cut from the shared data at test time."""
+"""Tiny training fixtures: a few hundred molecules of the committed QM9 fixture (tests/fixtures/qm9)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 
 from molmtl.training import TrainConfig
 
-QM9_CSV = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "qm9" / "qm9.csv.xz"
+QM9_CSV = Path(__file__).resolve().parents[1] / "fixtures" / "qm9" / "qm9.csv.xz"
 #: three targets of very different scales (Debye, Hartree, bohr²)
 TARGETS = ["mu", "homo", "r2"]
 TINY_MODEL = {"encoder": "gine", "hidden_dim": 16, "n_layers": 2, "out_dim": 16}
@@ -18,8 +18,6 @@ TINY_MODEL = {"encoder": "gine", "hidden_dim": 16, "n_layers": 2, "out_dim": 16}
 @pytest.fixture(scope="session")
 def qm9_csv(tmp_path_factory) -> Path:
     """200 QM9 molecules (SMILES and three targets) as a CSV."""
-    if not QM9_CSV.is_file():
-        pytest.skip(f"QM9 data not found at {QM9_CSV.resolve()}")
     frame = pd.read_csv(QM9_CSV, nrows=1200).iloc[::6]  # every 6th: more varied than the first 200
     path = tmp_path_factory.mktemp("data") / "qm9_small.csv"
     frame[["smiles", *TARGETS]].to_csv(path, index=False)
