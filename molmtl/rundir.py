@@ -19,7 +19,9 @@ file                   contents                                                 
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import json
 import os
 from pathlib import Path
@@ -158,27 +160,33 @@ class RunDir:
             )
         return settings
 
-    def check_resumable(self, settings: dict[str, Any]) -> None:
-        """Refuse to resume with TrainConfig ``settings`` that would change the run's trajectory."""
-        if not self.config_path.is_file():
-            raise RunDirError(f"cannot resume, {self.config_path} does not exist")
+    #: the TrainConfig fields a resumed run may change
+    resumable_changes = RESUMABLE_CHANGES
+
+    def changed_settings(self, settings: dict[str, Any]) -> list[str]:
+        """The TrainConfig ``settings`` (field → value) that differ from the stored run's, apart
+        from those a resumed run may change: what resuming with them would alter."""
         stored = self.read_train_settings()
-        changed = sorted(
+        return sorted(
             key
             for key in settings
             if key not in RESUMABLE_CHANGES and stored.get(key) != settings[key]
         )
-        if changed:
-            raise RunDirError(
-                f"cannot resume {self.path} with different settings for {changed} "
-                f"(only {list(RESUMABLE_CHANGES)} may change)"
-            )
 
     def write_splits(self, splits: dict[str, Any]) -> None:
-        atomic_write_json(self.splits_path, splits)
+        # one line: a QM9 split holds 130,831 indices
+        atomic_write_text(self.splits_path, json.dumps(splits) + "\n")
 
     def read_splits(self) -> dict[str, Any]:
         return read_json(self.splits_path)
+
+    def write_metrics(self, columns: list[str], rows: list[dict[str, Any]]) -> None:
+        """Rewrite ``metrics.csv`` whole: the header ``columns``, then one line per row."""
+        text = io.StringIO(newline="")
+        writer = csv.DictWriter(text, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+        atomic_write_text(self.metrics_path, text.getvalue())
 
     def write_test_metrics(self, report: dict[str, Any]) -> None:
         atomic_write_json(self.test_metrics_path, report)

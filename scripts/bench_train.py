@@ -27,6 +27,7 @@ import argparse
 import copy
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -83,60 +84,65 @@ class PublishedMPNN(torch.nn.Module):
         return self.model.heads(torch.relu(encoder.project(pooled)))
 
 
+def prepare(args: argparse.Namespace, out: str):
+    """The molmtl run exactly as ``molmtl train`` prepares it (data on the device, model, balancer)."""
+    from molmtl.training import TrainConfig, prepare_run
+
+    config = TrainConfig(
+        data=args.data,
+        featurizer=args.featurizer,
+        # the training split is 80% of the subset: n_molecules training molecules per epoch
+        n_molecules=max(3, round(args.n_molecules / 0.8)),
+        split="random",
+        model={"encoder": args.encoder},
+        balancer=args.balancer,
+        batch_size=args.batch_size,
+        device=args.device,
+        precision=args.precision,
+        compile=args.compile,
+        seed=args.seed,
+        out=out,
+    )
+    return prepare_run(config)
+
+
 def main() -> None:
     from torch_geometric.data import Data
     from torch_geometric.loader import DataLoader
 
     from molmtl import balancing
-    from molmtl.data import TargetScaler, load_qm9
-    from molmtl.models import build_model
-    from molmtl.training.trainer import compile_model, resolve_device, train_epoch
+    from molmtl.training import train_epoch
 
     args = parse_args()
-    device = resolve_device(args.device)
     started = time.perf_counter()
-    dataset = load_qm9(args.data, featurizer=args.featurizer)
-    chosen = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(args.seed))[
-        : args.n_molecules
-    ]
-    y = torch.as_tensor(
-        TargetScaler().fit(dataset.y[chosen]).transform(dataset.y), dtype=torch.float32
+    run = prepare(args, tempfile.mkdtemp(prefix="bench_train_"))
+    device, chosen = run.device, run.split.train
+    print(f"prepared in {time.perf_counter() - started:.1f} s; training on {len(chosen)} molecules")
+
+    # published path: same initial weights, PyG Data objects and DataLoader collated on the CPU
+    published = copy.deepcopy(run.model)
+    published_balancer = balancing.get(
+        args.balancer,
+        shared=published.shared_parameters(),
+        task_specific=published.task_parameters(),
+        n_tasks=run.targets.shape[1],
     )
-    print(
-        f"loaded {len(dataset)} molecules in {time.perf_counter() - started:.1f} s; training on {len(chosen)}"
-    )
-
-    torch.manual_seed(args.seed)
-    model = build_model(
-        {"encoder": args.encoder},
-        node_dim=dataset.graphs.node_dim,
-        edge_dim=dataset.graphs.edge_dim,
-        n_tasks=y.shape[1],
-    ).to(device)
-    models = {"published": model, "molmtl": copy.deepcopy(model)}
-
-    def optimizer_and_balancer(net):
-        balancer = balancing.get(
-            args.balancer,
-            shared=net.shared_parameters(),
-            task_specific=net.task_parameters(),
-            n_tasks=y.shape[1],
-        )
-        return torch.optim.Adam(net.parameters(), lr=1e-3), balancer
-
-    # published path: PyG Data objects and DataLoader, collated on the CPU every step
+    published_optimizer = torch.optim.Adam(published.parameters(), lr=run.config.lr)
+    y = run.standardized.cpu()
     data_list = []
     for i in chosen.tolist():
-        graph = dataset.graphs.get(i)
+        graph = run.graphs.get(i)
         data_list.append(
-            Data(x=graph.x, edge_index=graph.edge_index, edge_attr=graph.edge_attr, y=y[i : i + 1])
+            Data(
+                x=graph.x.cpu(),
+                edge_index=graph.edge_index.cpu(),
+                edge_attr=graph.edge_attr.cpu(),
+                y=y[i : i + 1],
+            )
         )
     loader = DataLoader(data_list, batch_size=args.batch_size, shuffle=True)
-    published_optimizer, published_balancer = optimizer_and_balancer(models["published"])
-
-    published_forward = (
-        PublishedMPNN(models["published"]) if args.encoder == "mpnn" else models["published"]
-    )
+    published_forward = PublishedMPNN(published) if args.encoder == "mpnn" else published
+    models = {"published": published, "molmtl": run.model}
 
     def published_epoch() -> None:
         for data in loader:
@@ -147,29 +153,19 @@ def main() -> None:
             published_balancer.backward(losses)
             published_optimizer.step()
 
-    # molmtl path: everything on the device once, batches gathered there
-    graphs = dataset.graphs.to(device)
-    device_y = y.to(device)
-    molmtl_optimizer, molmtl_balancer = optimizer_and_balancer(models["molmtl"])
-    forward = compile_model(models["molmtl"]) if args.compile else models["molmtl"]
-    autocast = (
-        torch.autocast(device.type, dtype=torch.bfloat16) if args.precision == "bf16" else None
-    )
-    shuffle = torch.Generator().manual_seed(args.seed)
-
     def molmtl_epoch() -> None:
-        order = chosen[torch.randperm(len(chosen), generator=shuffle)]
+        order = chosen[torch.randperm(len(chosen), generator=run.shuffle_generator)]
         sums = train_epoch(
-            forward,
-            molmtl_balancer,
-            molmtl_optimizer,
-            graphs,
-            device_y,
+            run.forward,
+            run.balancer,
+            run.optimizer,
+            run.graphs,
+            run.standardized,
             order,
             batch_size=args.batch_size,
-            autocast=autocast,
+            autocast=run.autocast,
         )
-        sums.means().cpu()  # the trainer's one read per epoch
+        sums.means().stacked().cpu()  # the trainer's one read per epoch
 
     epochs = {"published": published_epoch, "molmtl": molmtl_epoch}
     times: dict[str, list[float]] = {name: [] for name in epochs}

@@ -20,7 +20,7 @@ Parameters = Iterable[torch.nn.Parameter]
 
 
 class Aggregator(ABC):
-    """The pure aggregation step of a gradient-balancing method.
+    """The aggregation step of a gradient-balancing method.
 
     Takes the matrix of per-task gradients of the shared parameters and returns the per-task
     coefficients ``weights`` such that the shared update is ``weights @ grads``. Calling the
@@ -30,8 +30,11 @@ class Aggregator(ABC):
     not influence the other tasks' weights. Stateful aggregators (e.g. GradVac's EMA of target
     similarities) keep their state as tensors and expose it through ``state_dict``.
 
-    Aggregators whose update is not ``weights @ grads`` (DB-MTL's, which weights smoothed
-    gradients) override :meth:`aggregate`, which is what balancers call.
+    :meth:`aggregate` is the training step, the one balancers call: it returns the update and
+    moves any state on. :meth:`weights` only answers the question: it returns the weights that
+    :meth:`aggregate` would apply to the same inputs and leaves the state as it is. Stateful
+    aggregators, and those whose update is not ``weights @ grads`` (DB-MTL's, which weights
+    smoothed gradients), override :meth:`aggregate`.
     """
 
     #: whether :meth:`weights` reads ``losses`` (e.g. GradNorm); others ignore it.
@@ -41,7 +44,7 @@ class Aggregator(ABC):
 
     @abstractmethod
     def weights(self, grads: Tensor, losses: Tensor, mask: Tensor) -> Tensor:
-        """Per-task coefficients of the update.
+        """Per-task coefficients of the update, without side effects (asking twice changes nothing).
 
         Args:
             grads: ``[T, P]`` per-task gradients of the shared parameters (rows of tasks with
@@ -56,10 +59,11 @@ class Aggregator(ABC):
         """
 
     def aggregate(self, grads: Tensor, losses: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
-        """The ``[P]`` shared update and the ``[T]`` weights that produced it.
+        """The training step: the ``[P]`` shared update and the ``[T]`` weights that produced it.
 
-        The update becomes the parameters' ``.grad``: it must not be a view of the
-        aggregator's own state.
+        Takes the same arguments as :meth:`weights` and moves the aggregator's state on. The
+        update becomes the parameters' ``.grad``: it must not be a view of the aggregator's own
+        state.
         """
         weights = self.weights(grads, losses, mask)
         return weights @ grads, weights
@@ -67,7 +71,7 @@ class Aggregator(ABC):
     def __call__(
         self, grads: Tensor, losses: Tensor | None = None, mask: Tensor | None = None
     ) -> Tensor:
-        """The ``[P]`` shared update for ``grads`` ``[T, P]`` (all tasks labelled by default)."""
+        """:meth:`aggregate`'s ``[P]`` update for ``grads`` ``[T, P]`` (all tasks labelled by default)."""
         n_tasks = grads.shape[0]
         if losses is None:
             losses = grads.new_ones(n_tasks)

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from molmtl.benchmark._protocols import Protocol, get_protocol
-from molmtl.rundir import RESUMABLE_CHANGES, RunDir, atomic_write_text
+from molmtl.rundir import RunDir, atomic_write_text
 from molmtl.training.config import TrainConfig
 
 MANIFEST_FILE = "benchmark.json"
@@ -220,11 +220,7 @@ def _check_matches_plan(run: PlannedRun) -> None:
     run_dir = RunDir(run.run_dir)
     if not run_dir.config_path.is_file():
         return
-    stored = run_dir.read_train_settings()
-    planned = run.config.to_dict()
-    changed = sorted(
-        k for k in planned if k not in RESUMABLE_CHANGES and stored.get(k) != planned[k]
-    )
+    changed = run_dir.changed_settings(run.config.to_dict())
     if changed:
         raise BenchmarkError(
             f"{run.run_dir} holds a run with other settings for {changed} than this benchmark "
@@ -266,9 +262,13 @@ def _write_manifest(out: Path, protocol: Protocol, settings: dict[str, Any]) -> 
     atomic_write_text(path, json.dumps(manifest, indent=2) + "\n")
 
 
+#: settings that do not change a benchmark's results: where the data lies, which device runs
+PLACEMENT_SETTINGS = ("data", "device", "cache_dir", "progress", "out")
+
+
 def _result_settings(settings: dict[str, Any]) -> dict[str, Any]:
-    """The settings that change results (where the data is or which device runs do not)."""
-    return {k: v for k, v in sorted(settings.items()) if k not in RESUMABLE_CHANGES}
+    """The settings that change results (unlike a resumed run, a benchmark keeps its epochs)."""
+    return {k: v for k, v in sorted(settings.items()) if k not in PLACEMENT_SETTINGS}
 
 
 def read_manifest(out: str | os.PathLike) -> dict[str, Any]:

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import pandas as pd
 
+    from molmtl.predict import PredictionSummary, Predictor
+
 #: a handful of SMILES arguments is shown as a table with units; a CSV is for machines
 TABLE_FLOAT_FORMAT = "{:.6g}".format
 
@@ -23,7 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = (
         "Predict properties for SMILES given as arguments (printed as a table) or in a CSV file "
         "(every input column kept, prediction columns appended). Invalid SMILES get NaN "
-        "properties and the reason; a summary line goes to stderr."
+        "properties and the reason; molecules outside the chemistry the model was trained on get "
+        "in_domain=False and the reason in domain_note; a summary line goes to stderr."
     )
     parser.add_argument(
         "smiles", nargs="*", metavar="SMILES", help="SMILES to predict (instead of --input)"
@@ -36,6 +39,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="RUN_DIR",
         help="run directory written by `molmtl train`; repeat for an ensemble (mean and std)",
     )
+    _add_input_output_arguments(parser)
+    _add_resource_arguments(parser)
+
+
+def _add_input_output_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--input", "-i", metavar="CSV", help="CSV with a SMILES column, '-' for stdin"
     )
@@ -56,6 +64,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="pred_",
         help="prefix of the prediction columns added to --input's columns (default: pred_)",
     )
+
+
+def _add_resource_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)"
     )
@@ -96,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
 
     from molmtl.featurizers import FeaturizerSpecError
     from molmtl.models import RunDirError
-    from molmtl.predict import CSV_FLOAT_FORMAT, PredictionSummary, Predictor, PredictorError
+    from molmtl.predict import Predictor, PredictorError
 
     if args.threads is not None:
         import torch
@@ -119,22 +130,7 @@ def run(args: argparse.Namespace) -> int:
             batch_size=args.batch_size,
             n_jobs=args.n_jobs,
         )
-        if args.input is not None:
-            summary = predictor.predict_file(
-                sys.stdin if args.input == "-" else args.input,
-                sys.stdout if args.output == "-" else args.output,
-                smiles_column=args.smiles_column,
-                prefix=args.prefix,
-            )
-        else:
-            frame = predictor.predict(args.smiles)
-            if args.output == "-":
-                print(_table(frame, predictor.column_units))
-            else:
-                frame.to_csv(args.output, index=False, float_format=CSV_FLOAT_FORMAT)
-            summary = PredictionSummary.count(
-                frame["valid"].to_numpy(), frame["in_domain"].to_numpy()
-            )
+        summary = _predict(predictor, args)
     except BrokenPipeError:
         # the reader of stdout went away (e.g. `| head`): stop quietly, as other tools do
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -144,6 +140,25 @@ def run(args: argparse.Namespace) -> int:
         return 1
     print(f"molmtl predict: {summary}", file=sys.stderr)
     return 0
+
+
+def _predict(predictor: Predictor, args: argparse.Namespace) -> PredictionSummary:
+    """Predict ``--input`` into ``--output``, or the SMILES arguments as a table or a CSV."""
+    from molmtl.predict import CSV_FLOAT_FORMAT, PredictionSummary
+
+    if args.input is not None:
+        return predictor.predict_file(
+            sys.stdin if args.input == "-" else args.input,
+            sys.stdout if args.output == "-" else args.output,
+            smiles_column=args.smiles_column,
+            prefix=args.prefix,
+        )
+    frame = predictor.predict(args.smiles)
+    if args.output == "-":
+        print(_table(frame, predictor.column_units))
+    else:
+        frame.to_csv(args.output, index=False, float_format=CSV_FLOAT_FORMAT)
+    return PredictionSummary.count(frame["valid"].to_numpy(), frame["in_domain"].to_numpy())
 
 
 def _table(frame: pd.DataFrame, column_units: dict[str, str]) -> str:

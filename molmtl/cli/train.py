@@ -73,8 +73,12 @@ def run(args: argparse.Namespace) -> int:
     overrides.update(targets=args.targets, compile=args.compile, progress=args.progress)
     given = {field: value for field, value in overrides.items() if value is not None}
     try:
-        base = _resumed_settings(args) if args.resume else {}
-        config = TrainConfig.load(preset=args.preset, path=args.config, overrides={**base, **given})
+        if args.resume and not (args.preset or args.config):
+            if args.out is None:
+                raise ConfigError("--resume needs --out, the run directory to continue")
+            config = TrainConfig.from_run(args.out, given)
+        else:
+            config = TrainConfig.load(preset=args.preset, path=args.config, overrides=given)
         if args.encoder is not None:
             config = config.replace(model={"encoder": args.encoder})
         run_dir = train(config, resume=args.resume, overwrite=args.overwrite)
@@ -85,22 +89,6 @@ def run(args: argparse.Namespace) -> int:
     print(f"run directory: {run_dir}")
     print(_format_metrics(metrics))
     return 0
-
-
-def _resumed_settings(args: argparse.Namespace) -> dict:
-    """The stored settings of the run being resumed, unless a preset or config file is given."""
-    from pathlib import Path
-
-    from molmtl.training import ConfigError
-
-    if args.preset or args.config:
-        return {}
-    if args.out is None:
-        raise ConfigError("--resume needs --out, the run directory to continue")
-    config_path = Path(args.out) / "config.json"
-    if not config_path.is_file():
-        raise ConfigError(f"--resume: {config_path} does not exist")
-    return json.loads(config_path.read_text())["train"]
 
 
 def _format_metrics(metrics: dict) -> str:

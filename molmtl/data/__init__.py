@@ -1,4 +1,7 @@
-"""Datasets of featurized molecules: packed graphs, loaders, splits, target scaling, caching.
+"""Datasets of featurized molecules: loaders, splits, target scaling, caching.
+
+``PackedGraphs`` and ``GraphBatch`` live in the leaf module :mod:`molmtl.graphs` (featurizers
+build them, so they sit below this package) and are re-exported here.
 
 >>> from molmtl import data
 >>> dataset = data.load_qm9()                      # 11 benchmark targets, 2D graphs, cached
@@ -7,13 +10,13 @@
 """
 
 from molmtl.data.cache import FeaturizationCache, default_cache_dir
-from molmtl.data.dataset import MoleculeDataset, load_csv
+from molmtl.data.dataset import MoleculeDataset, fit_domain, load_csv
 from molmtl.data.download import DownloadError, RemoteFile
-from molmtl.data.packed import GraphBatch, PackedGraphs
 from molmtl.data.qm9 import Qm9NotFoundError, load_qm9, locate_qm9
 from molmtl.data.scaling import TargetScaler
 from molmtl.data.splits import Split, qm9_benchmark_split, random_split, scaffold_split
 from molmtl.data.targets import QM9_DEFAULT_TASKS, QM9_TARGETS, TargetInfo, qm9_targets
+from molmtl.graphs import GraphBatch, PackedGraphs
 
 __all__ = [
     "QM9_DEFAULT_TASKS",
@@ -29,6 +32,7 @@ __all__ = [
     "TargetInfo",
     "TargetScaler",
     "default_cache_dir",
+    "fit_domain",
     "load_csv",
     "load_qm9",
     "locate_qm9",

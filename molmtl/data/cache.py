@@ -1,11 +1,11 @@
 """Disk cache of featurized molecules, keyed by featurizer spec and source checksum.
 
-A cache entry is two files: ``<key>.pt`` (tensors only: packed graphs and per-molecule flags,
-loadable with ``torch.load(weights_only=True)``) and ``<key>.json`` (the spec and the
-per-molecule error texts, for people and for checking). The key hashes the featurizer spec,
-the featurizer code and RDKit's version, so changing any feature, its implementation (even a
-rounding detail that leaves the spec alone) or RDKit misses the cache instead of reusing stale
-graphs.
+A cache entry is two files: ``<key>.pt`` (tensors only: packed graphs, validity flags and the
+molecules' chemistry facts, loadable with ``torch.load(weights_only=True)``) and ``<key>.json``
+(the spec and the per-molecule error texts and notes, for people and for checking). The key
+hashes the entry layout's version, the featurizer spec, the featurizer code and RDKit's version,
+so changing the layout, any feature, its implementation (even a rounding detail that leaves the
+spec alone) or RDKit misses the cache instead of misreading or reusing stale graphs.
 """
 
 from __future__ import annotations
@@ -22,10 +22,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from molmtl.data.packed import PackedGraphs
-from molmtl.featurizers import FeaturizedBatch
+from molmtl.featurizers import FeaturizedBatch, MoleculeFacts
+from molmtl.graphs import PackedGraphs
 
-CACHE_FORMAT_VERSION = 1
+#: part of every key: bumped when an entry's layout changes, so old entries are rebuilt, not
+#: misread (2: chemistry facts replace the QM9 domain flags)
+CACHE_FORMAT_VERSION = 2
 
 
 def file_checksum(path: str | Path) -> str:
@@ -99,31 +101,24 @@ class FeaturizationCache:
         try:
             state = torch.load(tensors, map_location="cpu", weights_only=True)
             meta = json.loads(record.read_text())
-            graphs = PackedGraphs.from_state_dict(
-                {k[len("graphs.") :]: v for k, v in state.items() if k.startswith("graphs.")}
+            return FeaturizedBatch(
+                graphs=PackedGraphs.from_state_dict(_with_prefix(state, "graphs.")),
+                valid=state["valid"].numpy(),
+                errors=meta["errors"],
+                facts=MoleculeFacts.from_arrays(
+                    {name: v.numpy() for name, v in _with_prefix(state, "facts.").items()}
+                ),
+                notes=meta["notes"],
             )
         except (OSError, ValueError, KeyError, RuntimeError, EOFError, pickle.UnpicklingError):
             return None  # unreadable or foreign entry: featurize again and overwrite it
-        return FeaturizedBatch(
-            graphs=graphs,
-            valid=state["valid"].numpy(),
-            errors=meta["errors"],
-            in_domain=state["in_domain"].numpy(),
-            domain_notes=meta["domain_notes"],
-            notes=meta["notes"],
-        )
 
     def save(self, key: str, batch: FeaturizedBatch, spec: dict[str, Any]) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
         state = {f"graphs.{k}": v.cpu() for k, v in batch.graphs.state_dict().items()}
         state["valid"] = torch.from_numpy(np.asarray(batch.valid, dtype=bool))
-        state["in_domain"] = torch.from_numpy(np.asarray(batch.in_domain, dtype=bool))
-        meta = {
-            "spec": spec,
-            "errors": batch.errors,
-            "domain_notes": batch.domain_notes,
-            "notes": batch.notes,
-        }
+        state.update({f"facts.{k}": torch.from_numpy(v) for k, v in batch.facts.arrays().items()})
+        meta = {"spec": spec, "errors": batch.errors, "notes": batch.notes}
         # write then rename, so an interrupted save never leaves a half entry behind
         for suffix, write in (
             (".pt", lambda path: torch.save(state, path)),
@@ -141,3 +136,8 @@ class FeaturizationCache:
             batch = featurize()
             self.save(key, batch, spec)
         return batch
+
+
+def _with_prefix(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    """The entries of ``state`` whose key starts with ``prefix``, the prefix removed."""
+    return {key[len(prefix) :]: value for key, value in state.items() if key.startswith(prefix)}

@@ -31,6 +31,7 @@ from molmtl.data.dataset import MoleculeDataset, assemble, featurize_with_cache,
 from molmtl.data.download import DownloadError, RemoteFile, download_all
 from molmtl.data.targets import qm9_targets
 from molmtl.featurizers import Featurizer
+from molmtl.registry import Registry
 
 #: source columns of every QM9 target, in ``gdb9.sdf.csv`` order
 QM9_COLUMNS: tuple[str, ...] = (
@@ -70,6 +71,7 @@ HOW_TO_GET_QM9 = (
     "uncharacterized.txt, or `pip install qm9pack`, or allow the download (download=True, needs internet)."
 )
 
+#: per molecule: coordinates in Å ``[n_atoms, 3]``, and the element symbol of each atom
 Geometries = tuple[list[np.ndarray], list[list[str]]]
 
 
@@ -86,7 +88,15 @@ class Qm9Source:
     description: str = ""
 
     def checksum(self, *names: str) -> list[str]:
+        """SHA-256 of each of the files ``names`` that this source has, in that order."""
         return [file_checksum(self.files[name]) for name in names if name in self.files]
+
+
+#: a layout's reader: the source's table and a loader of its geometries
+Reader = Callable[[Qm9Source], tuple[pd.DataFrame, Callable[[], Geometries]]]
+
+#: one reader per layout, named like ``Qm9Source.layout``
+_READERS: Registry[Reader] = Registry("QM9 layout")
 
 
 def _open_text(path: Path) -> TextIO:
@@ -224,6 +234,7 @@ def read_extxyz(path: Path) -> tuple[list[str], Geometries]:
     )
 
 
+@_READERS.register("moleculenet")
 def _read_moleculenet(source: Qm9Source) -> tuple[pd.DataFrame, Callable[[], Geometries]]:
     frame = pd.read_csv(source.files["table"])
 
@@ -253,6 +264,7 @@ def read_excluded(path: Path) -> set[int]:
     return excluded
 
 
+@_READERS.register("pyg_raw")
 def _read_pyg_raw(source: Qm9Source) -> tuple[pd.DataFrame, Callable[[], Geometries]]:
     from rdkit import Chem, rdBase
 
@@ -276,16 +288,6 @@ def _read_pyg_raw(source: Qm9Source) -> tuple[pd.DataFrame, Callable[[], Geometr
     frame = frame.iloc[keep].reset_index(drop=True)
     frame.insert(1, "smiles", smiles)
     return frame, lambda: (coords, elements)
-
-
-_PYG_RAW_COLUMNS = {
-    "U0": "u0",
-    "U": "u298",
-    "H": "h298",
-    "G": "g298",
-    "Cv": "cv",
-    "U0_atom": "u0_atom",
-}
 
 
 def _smiles_of_sdf_mol(mol) -> str:
@@ -325,6 +327,7 @@ def atomization_energies(frame: pd.DataFrame, element_counts: np.ndarray) -> pd.
     )
 
 
+@_READERS.register("qm9pack")
 def _read_qm9pack(source: Qm9Source) -> tuple[pd.DataFrame, Callable[[], Geometries]]:
     raw = pd.concat([pd.read_csv(source.files[k]) for k in sorted(source.files)], ignore_index=True)
     raw = raw.sort_values("Index", kind="stable").reset_index(drop=True)
@@ -344,12 +347,9 @@ def _read_qm9pack(source: Qm9Source) -> tuple[pd.DataFrame, Callable[[], Geometr
     return frame, geometries
 
 
-_READERS = {"moleculenet": _read_moleculenet, "pyg_raw": _read_pyg_raw, "qm9pack": _read_qm9pack}
-
-
 def read_qm9(source: Qm9Source) -> tuple[pd.DataFrame, Callable[[], Geometries]]:
     """The QM9 table (``mol_id``, ``smiles``, the 19 source columns) and a geometry loader."""
-    frame, geometries = _READERS[source.layout](source)
+    frame, geometries = _READERS.get(source.layout)(source)
     missing = [c for c in ("mol_id", "smiles", *QM9_COLUMNS) if c not in frame.columns]
     if missing:
         raise ValueError(f"QM9 table from {source.description} lacks columns {missing}")

@@ -5,33 +5,42 @@
 >>> result = featurizer.featurize_many(["CCO", "C1CC"])
 >>> result.valid.tolist(), result.errors[1]
 ([True, False], "unparseable SMILES 'C1CC'")
+>>> featurizers.ApplicabilityDomain().fit(result.facts).explain("CCCl")
+'element Cl not seen in training'
 """
 
 from molmtl.featurizers import graph2d as _graph2d  # noqa: F401  (registers "2d")
 from molmtl.featurizers import graph3d as _graph3d  # noqa: F401  (registers "3d")
 from molmtl.featurizers._base import (
-    QM9_ELEMENTS,
-    QM9_MAX_HEAVY_ATOMS,
     FeaturizedBatch,
     Featurizer,
     FeaturizerSpecError,
     InvalidMoleculeError,
-    domain_problems,
     parse_smiles,
 )
-from molmtl.featurizers._registry import available, feature_tables, from_spec, get, register
+from molmtl.featurizers._registry import (
+    FEATURIZERS,
+    available,
+    feature_tables,
+    from_spec,
+    get,
+    register,
+)
+from molmtl.featurizers.domain import QM9_DOMAIN, ApplicabilityDomain
+from molmtl.featurizers.facts import MoleculeFacts
 from molmtl.featurizers.features import Feature
 
 __all__ = [
-    "QM9_ELEMENTS",
-    "QM9_MAX_HEAVY_ATOMS",
+    "FEATURIZERS",
+    "QM9_DOMAIN",
+    "ApplicabilityDomain",
     "Feature",
     "FeaturizedBatch",
     "Featurizer",
     "FeaturizerSpecError",
     "InvalidMoleculeError",
+    "MoleculeFacts",
     "available",
-    "domain_problems",
     "feature_tables",
     "from_spec",
     "get",

@@ -1,9 +1,11 @@
-"""Featurizer base class: per-molecule error reporting, domain flags, batching and packing.
+"""Featurizer base class: per-molecule error reporting, chemistry facts, batching and packing.
 
 A concrete featurizer declares its :class:`~molmtl.featurizers.features.Feature` lists and
 turns one parsed molecule into raw integer/float rows (:meth:`Featurizer._raw_graph`); this
-class does everything else: parsing with a reason for each failure, QM9-domain flags,
-chunked (optionally parallel) featurization, and one vectorized encoding of all rows.
+class does everything else: parsing with a reason for each failure, the per-molecule
+:class:`~molmtl.featurizers.facts.MoleculeFacts` (judging a domain is not its job: see
+:mod:`molmtl.featurizers.domain`), chunked (optionally parallel) featurization, and one
+vectorized encoding of all rows.
 """
 
 from __future__ import annotations
@@ -15,22 +17,16 @@ from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing import get_all_start_methods, get_context
-from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 import torch
 from rdkit import Chem, rdBase
 from torch_geometric.data import Data
 
+from molmtl.featurizers.facts import FactRow, MoleculeFacts, molecule_facts
 from molmtl.featurizers.features import Feature, encode, total_dim
-
-if TYPE_CHECKING:
-    from molmtl.data.packed import PackedGraphs
-
-#: QM9's chemistry: molecules outside it are featurized but flagged ``in_domain=False``.
-QM9_ELEMENTS: tuple[str, ...] = ("H", "C", "N", "O", "F")
-QM9_MAX_HEAVY_ATOMS = 9
-_OUTSIDE_QM9_ELEMENTS = Chem.MolFromSmarts("[!#1;!#6;!#7;!#8;!#9]")
+from molmtl.graphs import PackedGraphs
 
 #: below this many molecules a process pool's start-up and transfers outweigh its gain (on a
 #: busy 2-core machine: 20,000 QM9 SMILES no gain, 40,000 1.16x with 2 workers)
@@ -71,16 +67,15 @@ class FeaturizedBatch:
         graphs: the valid molecules only, in input order (``len == valid.sum()``).
         valid: ``[n]`` bool.
         errors: ``[n]`` reason each molecule failed, '' when valid.
-        in_domain: ``[n]`` bool, False outside QM9's chemistry (and for invalid molecules).
-        domain_notes: ``[n]`` why a valid molecule is outside QM9's chemistry, '' otherwise.
+        facts: chemistry facts of the valid molecules, aligned with ``graphs``
+            (``len == valid.sum()``).
         notes: ``[n]`` remarks on valid molecules (e.g. a generated conformer), '' otherwise.
     """
 
     graphs: PackedGraphs
     valid: np.ndarray
     errors: list[str]
-    in_domain: np.ndarray
-    domain_notes: list[str] = field(default_factory=list)
+    facts: MoleculeFacts
     notes: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
@@ -139,28 +134,6 @@ def _parse_failure(smiles: str, text: str) -> str:
     return f"RDKit rejected SMILES {smiles!r}"
 
 
-def domain_problems(mol: Chem.Mol) -> str:
-    """Why ``mol`` is outside QM9's chemistry, '' if it is inside.
-
-    Inside means: only H, C, N, O, F; at most 9 heavy atoms; net formal charge 0. Atom-level
-    charges with zero net charge are inside: QM9 itself writes zwitterions such as
-    ``[NH3+]CC([O-])=O`` with charges.
-    """
-    problems = []
-    if mol.HasSubstructMatch(_OUTSIDE_QM9_ELEMENTS):
-        others = sorted(
-            {a.GetSymbol() for a in mol.GetAtoms() if a.GetSymbol() not in QM9_ELEMENTS}
-        )
-        problems.append(f"elements {', '.join(others)} outside QM9 ({', '.join(QM9_ELEMENTS)})")
-    heavy = mol.GetNumHeavyAtoms()
-    if heavy > QM9_MAX_HEAVY_ATOMS:
-        problems.append(f"{heavy} heavy atoms (QM9 has at most {QM9_MAX_HEAVY_ATOMS})")
-    charge = Chem.GetFormalCharge(mol)
-    if charge != 0:
-        problems.append(f"net charge {charge:+d} (QM9 molecules are neutral)")
-    return "; ".join(problems)
-
-
 @dataclass
 class _RawChunk:
     """Raw rows of consecutive input molecules, concatenated (picklable: pool workers return it).
@@ -171,7 +144,8 @@ class _RawChunk:
         edge_raw: ``[M, n_edge_features]`` float32.
         pos: ``[N, 3]`` or None.
         node_counts, edge_counts: ``[n_valid]`` int64.
-        valid, errors, domain_notes, notes: one entry per input molecule.
+        facts: chemistry facts of the valid molecules.
+        valid, errors, notes: one entry per input molecule.
     """
 
     node_raw: np.ndarray
@@ -180,9 +154,9 @@ class _RawChunk:
     pos: np.ndarray | None
     node_counts: np.ndarray
     edge_counts: np.ndarray
+    facts: MoleculeFacts
     valid: list[bool]
     errors: list[str]
-    domain_notes: list[str]
     notes: list[str]
 
 
@@ -345,7 +319,8 @@ class Featurizer(ABC):
         elements: Sequence[Sequence[str]] | None,
     ) -> _RawChunk:
         graphs: list[RawGraph] = []
-        valid, errors, domain_notes, notes = [], [], [], []
+        facts: list[FactRow] = []
+        valid, errors, notes = [], [], []
         for i, text in enumerate(smiles):
             try:
                 mol = parse_smiles(text)
@@ -355,13 +330,12 @@ class Featurizer(ABC):
             except InvalidMoleculeError as error:
                 valid.append(False)
                 errors.append(str(error))
-                domain_notes.append("")
                 notes.append("")
                 continue
             graphs.append(raw)
+            facts.append(molecule_facts(mol, text))
             valid.append(True)
             errors.append("")
-            domain_notes.append(domain_problems(mol))
             notes.append(raw.note)
         positions = [g.pos for g in graphs if g.pos is not None]
         return _RawChunk(
@@ -371,16 +345,13 @@ class Featurizer(ABC):
             pos=_concatenate(positions, (0, 3)) if positions else None,
             node_counts=np.array([len(g.node_raw) for g in graphs], dtype=np.int64),
             edge_counts=np.array([g.edge_index.shape[1] for g in graphs], dtype=np.int64),
+            facts=MoleculeFacts.from_rows(facts),
             valid=valid,
             errors=errors,
-            domain_notes=domain_notes,
             notes=notes,
         )
 
     def _pack(self, chunks: list[_RawChunk]) -> FeaturizedBatch:
-        # imported here: molmtl.data imports this package at module level
-        from molmtl.data.packed import PackedGraphs
-
         def joined(name: str, axis: int = 0) -> np.ndarray:
             return np.concatenate([getattr(chunk, name) for chunk in chunks], axis=axis)
 
@@ -397,13 +368,10 @@ class Featurizer(ABC):
             edge_ptr=torch.from_numpy(np.concatenate([zero, np.cumsum(joined("edge_counts"))])),
             pos=torch.from_numpy(np.concatenate(positions)) if positions else None,
         )
-        valid = np.array(listed("valid"), dtype=bool)
-        domain_notes = listed("domain_notes")
         return FeaturizedBatch(
             graphs=graphs,
-            valid=valid,
+            valid=np.array(listed("valid"), dtype=bool),
             errors=listed("errors"),
-            in_domain=valid & np.array([note == "" for note in domain_notes], dtype=bool),
-            domain_notes=domain_notes,
+            facts=MoleculeFacts.concatenate([chunk.facts for chunk in chunks]),
             notes=listed("notes"),
         )

@@ -2,37 +2,29 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from molmtl.featurizers._base import Featurizer, FeaturizerSpecError
+from molmtl.registry import Registry
 
-_REGISTRY: dict[str, type[Featurizer]] = {}
-
-
-def register(name: str) -> Callable[[type[Featurizer]], type[Featurizer]]:
-    """Class decorator adding a featurizer under ``name``."""
-
-    def add(cls: type[Featurizer]) -> type[Featurizer]:
-        _REGISTRY[name] = cls
-        return cls
-
-    return add
+#: featurizer name → class; a featurizer module registers itself with ``@register("name")``
+FEATURIZERS: Registry[type[Featurizer]] = Registry("featurizer")
+register = FEATURIZERS.register
 
 
 def available() -> list[str]:
-    """Names accepted by :func:`get`."""
-    return sorted(_REGISTRY)
+    """Names accepted by :func:`get`, sorted."""
+    return sorted(FEATURIZERS.names())
 
 
 def get(name: str = "2d", **options: Any) -> Featurizer:
-    """The featurizer registered as ``name``, built with ``options``."""
-    if name not in _REGISTRY:
-        raise ValueError(f"unknown featurizer {name!r}; available: {', '.join(available())}")
-    try:
-        return _REGISTRY[name](**options)
-    except TypeError as error:
-        raise ValueError(f"bad options {options} for featurizer {name!r}: {error}") from None
+    """The featurizer registered as ``name``, built with ``options``.
+
+    Raises:
+        ValueError: unknown name (the message lists the available ones), or an option the
+            featurizer does not take (the message lists those it takes).
+    """
+    return FEATURIZERS.build(name, **options)
 
 
 def _first_difference(stored: Any, current: Any, path: str) -> str | None:

@@ -21,7 +21,6 @@ from rdkit.Chem import AllChem, rdDetermineBonds
 from rdkit.Geometry import Point3D
 
 from molmtl.featurizers._base import (
-    QM9_ELEMENTS,
     Featurizer,
     InvalidMoleculeError,
     RawGraph,
@@ -32,14 +31,16 @@ from molmtl.featurizers._registry import register
 from molmtl.featurizers.features import Feature
 
 _TABLE = Chem.GetPeriodicTable()
+#: the elements of the element one-hot, QM9's: other molecules are invalid for this featurizer
+ELEMENTS_3D: tuple[str, ...] = ("H", "C", "N", "O", "F")
 _HYBRIDIZATION = Chem.HybridizationType
 
 NODE_FEATURES_3D: tuple[Feature, ...] = (
     Feature(
         "element",
         "chemical element, one-hot (only QM9's elements are accepted)",
-        values=tuple(_TABLE.GetAtomicNumber(s) for s in QM9_ELEMENTS),
-        labels=QM9_ELEMENTS,
+        values=tuple(_TABLE.GetAtomicNumber(s) for s in ELEMENTS_3D),
+        labels=ELEMENTS_3D,
     ),
     Feature("atomic_number", "atomic number"),
     Feature("aromatic", "atom is aromatic in the sanitized SMILES molecule (1/0)"),
@@ -237,12 +238,10 @@ class Graph3DFeaturizer(Featurizer):
     def _raw_graph(
         self, mol: Chem.Mol, smiles: str, coords: np.ndarray | None, elements: Sequence[str] | None
     ) -> RawGraph:
-        outside = sorted(
-            {a.GetSymbol() for a in atoms_of(mol) if a.GetSymbol() not in QM9_ELEMENTS}
-        )
+        outside = sorted({a.GetSymbol() for a in atoms_of(mol) if a.GetSymbol() not in ELEMENTS_3D})
         if outside:
             raise InvalidMoleculeError(
-                f"element(s) {', '.join(outside)} unsupported by the 3D featurizer (only {', '.join(QM9_ELEMENTS)})"
+                f"element(s) {', '.join(outside)} unsupported by the 3D featurizer (only {', '.join(ELEMENTS_3D)})"
             )
         mol = Chem.AddHs(mol)
         note = ""

@@ -7,7 +7,6 @@ Everything needed to rebuild the model is JSON in ``config.json``, next to the S
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -17,15 +16,18 @@ import torch
 
 from molmtl._version import __version__
 from molmtl.models._model import MultiTaskModel, build_model
+from molmtl.rundir import (
+    CONFIG_FILE,
+    WEIGHTS_FILE,
+    RunDir,
+    RunDirError,
+    atomic_torch_save,
+    atomic_write_text,
+    sha256_of,
+)
 
 #: version of the run-directory layout; bumped when a reader of an older layout would misread it.
 FORMAT_VERSION = 1
-CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "model.pt"
-
-
-class RunDirError(ValueError):
-    """A run directory is missing, incomplete, tampered with, or from an incompatible version."""
 
 
 def save_model(run_dir: str | os.PathLike, model: MultiTaskModel, metadata: dict[str, Any]) -> Path:
@@ -96,17 +98,8 @@ def load_model(
 
 def read_config(run_dir: Path) -> dict[str, Any]:
     """Read and check ``config.json`` and the weights checksum of a run directory."""
-    if not run_dir.is_dir():
-        raise RunDirError(f"run directory {run_dir} does not exist (train one with `molmtl train`)")
+    config = RunDir(run_dir).read_config()
     config_path = run_dir / CONFIG_FILE
-    if not config_path.is_file():
-        raise RunDirError(f"{config_path} is missing: {run_dir} is not a molmtl run directory")
-    try:
-        config = json.loads(config_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise RunDirError(f"{config_path} is not valid JSON: {error}") from error
-    if not isinstance(config, dict):
-        raise RunDirError(f"{config_path} must hold a JSON object")
     version = config.get("format_version")
     if version != FORMAT_VERSION:
         raise RunDirError(
@@ -145,26 +138,3 @@ def _check_featurizer(config: dict[str, Any]) -> None:
         raise RunDirError(
             f"the model was trained with a featurizer this molmtl does not reproduce: {error}"
         ) from error
-
-
-def sha256_of(path: Path) -> str:
-    """Hex SHA-256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for chunk in iter(lambda: file.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def atomic_torch_save(obj: Any, path: Path) -> None:
-    """``torch.save`` to a temporary file then rename, so ``path`` is never half-written."""
-    temporary = path.with_name(path.name + ".tmp")
-    torch.save(obj, temporary)
-    os.replace(temporary, path)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to a temporary file then rename over ``path``."""
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(text)
-    os.replace(temporary, path)

@@ -11,7 +11,7 @@ from torch_geometric.nn import GINEConv, global_add_pool, global_mean_pool
 from molmtl.nn._base import Encoder, check_positive_int
 
 if TYPE_CHECKING:
-    from molmtl.data import GraphBatch
+    from molmtl.graphs import GraphBatch
 
 
 class GINEEncoder(Encoder):

@@ -28,7 +28,7 @@ from molmtl.nn._base import Encoder, check_positive_int
 from molmtl.nn._recurrent import gru_step, set2set
 
 if TYPE_CHECKING:
-    from molmtl.data import GraphBatch
+    from molmtl.graphs import GraphBatch
 
 
 class MPNNEncoder(Encoder):

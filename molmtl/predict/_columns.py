@@ -10,11 +10,12 @@ from molmtl.predict._errors import PredictorError
 #: suffix of an ensemble's spread column: a standard deviation, never a variance
 STD_SUFFIX = "_std"
 #: per-row status columns, before the property columns
-STATUS_COLUMNS = ("valid", "error", "in_domain")
+STATUS_COLUMNS = ("valid", "error", "in_domain", "domain_note")
 
 
 def output_columns(targets: Sequence[str], *, ensemble: bool) -> list[str]:
-    """``valid, error, in_domain`` then each target followed by its ``_std`` for an ensemble."""
+    """``valid, error, in_domain, domain_note`` then each target followed by its ``_std`` for
+    an ensemble."""
     columns = list(STATUS_COLUMNS)
     for target in targets:
         columns.append(target)

@@ -3,6 +3,8 @@
 Inference flow: SMILES → featurizer (per chunk, in bulk) → one forward per mini-batch per member
 → float arrays → one DataFrame. Every input gives exactly one output row, in input order; a
 molecule that cannot be featurized gets ``valid=False``, its reason in ``error`` and NaN properties.
+A valid molecule outside the applicability domain stored with the model gets ``in_domain=False``
+and the reason in ``domain_note``.
 """
 
 from __future__ import annotations
@@ -11,21 +13,21 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import IO
 
 import numpy as np
 import pandas as pd
 import torch
 
 from molmtl._device import resolve_device
+from molmtl.featurizers import ApplicabilityDomain, Featurizer, from_spec
+from molmtl.graphs import PackedGraphs
+from molmtl.models import MultiTaskModel, RunDirError, load_model
 from molmtl.predict._columns import STD_SUFFIX, output_columns
+from molmtl.predict._domain import EnsembleDomain, stored_domain
 from molmtl.predict._errors import PredictorError
-
-if TYPE_CHECKING:
-    from molmtl.data import PackedGraphs
-    from molmtl.featurizers import Featurizer
-    from molmtl.models import MultiTaskModel
-    from molmtl.predict._summary import PredictionSummary
+from molmtl.predict._stream import stream_csv
+from molmtl.predict._summary import PredictionSummary
 
 RunDir = str | PathLike[str]
 
@@ -50,6 +52,7 @@ class Prediction:
     valid: np.ndarray  # [n] bool
     error: list[str]  # [n] '' when valid
     in_domain: np.ndarray  # [n] bool, False for invalid rows
+    domain_note: list[str]  # [n] why a valid row is outside the domain, '' otherwise
     mean: np.ndarray  # [n, T] float64
     std: np.ndarray | None  # [n, T] float64
 
@@ -60,10 +63,13 @@ class Predictor:
     Build it with :meth:`load`. Ensemble members share the featurizer and the targets; their
     predictions are averaged and their spread is reported as ``<target>_std``, the population
     standard deviation over members (``ddof=0``, the spread of the ensemble as a mixture).
+    A molecule is in the domain when it is inside every member's applicability domain.
 
     Attributes:
         targets: property names, in output column order.
         units: the physical unit of each property, aligned with ``targets``.
+        domains: each member's applicability domain; None for a run directory that stores
+            none, judged by QM9's chemistry (``QM9_DOMAIN``) with a note saying so.
         device: where the models run.
     """
 
@@ -77,11 +83,16 @@ class Predictor:
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         batch_size: int | None = None,
         n_jobs: int | None = None,
+        domains: Sequence[ApplicabilityDomain | None] | None = None,
     ) -> None:
         if not models:
             raise PredictorError("a Predictor needs at least one model")
         if len(targets) != len(units):
             raise PredictorError(f"got {len(targets)} targets but {len(units)} units")
+        self.domains = [None] * len(models) if domains is None else list(domains)
+        if len(self.domains) != len(models):
+            raise PredictorError(f"got {len(models)} models but {len(self.domains)} domains")
+        self._domain = EnsembleDomain(self.domains)
         self.models = [model.eval() for model in models]
         self.device = next(iter(self.models[0].buffers())).device
         if batch_size is None:
@@ -121,13 +132,11 @@ class Predictor:
 
         Raises:
             RunDirError: a run directory is missing, incomplete, tampered with, or written by an
-                incompatible version (the weights are read tensor-only: nothing is unpickled).
+                incompatible version (the weights are read tensor-only: nothing is unpickled),
+                or its stored domain is unreadable.
             FeaturizerSpecError: the stored featurizer differs from this code's.
             PredictorError: ensemble members disagree on featurizer or targets.
         """
-        from molmtl.featurizers import from_spec
-        from molmtl.models import load_model
-
         dirs = [run_dirs] if isinstance(run_dirs, str | PathLike) else list(run_dirs)
         if not dirs:
             raise PredictorError("no run directory given")
@@ -146,6 +155,7 @@ class Predictor:
             chunk_size=chunk_size,
             batch_size=batch_size,
             n_jobs=n_jobs,
+            domains=[stored_domain(config, run_dir) for run_dir, _, config in members],
         )
 
     @property
@@ -175,8 +185,9 @@ class Predictor:
                 (None, NaN) and non-strings give invalid rows, not an exception.
 
         Returns:
-            DataFrame with ``smiles``, ``valid``, ``error``, ``in_domain``, one float column per
-            target (physical units, NaN when invalid) and, for an ensemble, ``<target>_std``.
+            DataFrame with ``smiles``, ``valid``, ``error``, ``in_domain``, ``domain_note`` (why
+            a valid molecule is outside the domain, '' otherwise), one float column per target
+            (physical units, NaN when invalid) and, for an ensemble, ``<target>_std``.
         """
         index = smiles.index if isinstance(smiles, pd.Series) else None
         prediction = self.predict_arrays(_as_smiles_list(smiles))
@@ -191,6 +202,7 @@ class Predictor:
         n_tasks = len(self.targets)
         valid = np.zeros(n, dtype=bool)
         in_domain = np.zeros(n, dtype=bool)
+        domain_notes = [""] * n
         errors: list[str] = []
         mean = np.full((n, n_tasks), np.nan)
         std = np.full((n, n_tasks), np.nan) if self.is_ensemble else None
@@ -198,16 +210,18 @@ class Predictor:
             stop = min(start + self.chunk_size, n)
             featurized = self.featurizer.featurize_many(texts[start:stop], n_jobs=self.n_jobs)
             valid[start:stop] = featurized.valid
-            in_domain[start:stop] = featurized.in_domain
             errors.extend(featurized.errors)
             if len(featurized.graphs) == 0:
                 continue
             rows = start + np.flatnonzero(featurized.valid)
+            in_domain[rows], notes = self._domain.check(featurized.facts)
+            for row, note in zip(rows, notes, strict=True):
+                domain_notes[row] = note
             members = self._forward(featurized.graphs)  # [M, G, T]
             mean[rows] = members.mean(axis=0)
             if std is not None:
                 std[rows] = members.std(axis=0, ddof=0)
-        return Prediction(texts, valid, errors, in_domain, mean, std)
+        return Prediction(texts, valid, errors, in_domain, domain_notes, mean, std)
 
     def to_frame(
         self, prediction: Prediction, *, index: pd.Index | None = None, prefix: str = ""
@@ -217,6 +231,7 @@ class Predictor:
             "valid": prediction.valid,
             "error": prediction.error,
             "in_domain": prediction.in_domain,
+            "domain_note": prediction.domain_note,
         }
         for task, target in enumerate(self.targets):
             columns[target] = prediction.mean[:, task]
@@ -239,8 +254,9 @@ class Predictor:
 
         Every input column is copied unchanged (read as text, so ids such as ``007`` survive);
         prediction columns are appended as ``<prefix>valid``, ``<prefix>error``,
-        ``<prefix>in_domain``, ``<prefix><target>`` (and ``<prefix><target>_std`` for an
-        ensemble). A file path is written atomically: a failed run leaves no partial output.
+        ``<prefix>in_domain``, ``<prefix>domain_note``, ``<prefix><target>`` (and
+        ``<prefix><target>_std`` for an ensemble). A file path is written atomically: a failed
+        run leaves no partial output.
 
         Args:
             in_csv: path or text stream of the input CSV.
@@ -251,20 +267,28 @@ class Predictor:
             chunk_size: rows per chunk (default: the predictor's ``chunk_size``).
 
         Returns:
-            counts of rows, invalid rows and valid rows outside QM9's domain.
+            counts of rows, invalid rows and valid rows outside the model's domain.
 
         Raises:
             PredictorError: the SMILES column is missing (the message lists the columns there
                 are) or a prediction column would overwrite an input column.
         """
-        from molmtl.predict._stream import stream_csv
+
+        def predict_chunk(
+            smiles: list[str], index: pd.Index
+        ) -> tuple[pd.DataFrame, PredictionSummary]:
+            prediction = self.predict_arrays(smiles)
+            counts = PredictionSummary.count(prediction.valid, prediction.in_domain)
+            return self.to_frame(prediction, index=index, prefix=prefix), counts
 
         return stream_csv(
-            self,
             in_csv,
             out_csv,
+            predict_chunk,
+            added_columns=[
+                prefix + name for name in output_columns(self.targets, ensemble=self.is_ensemble)
+            ],
             smiles_column=smiles_column,
-            prefix=prefix,
             chunk_size=self.chunk_size
             if chunk_size is None
             else _check_positive("chunk_size", chunk_size),
@@ -322,8 +346,6 @@ def _targets_and_units(config: dict, run_dir: Path) -> tuple[list[str], list[str
         targets = config["targets"]
         return [t["name"] for t in targets], [t["unit"] for t in targets]
     except (KeyError, TypeError) as error:
-        from molmtl.models import RunDirError
-
         raise RunDirError(
             f"{run_dir / 'config.json'}: 'targets' must be a list of {{'name', 'unit'}} entries"
         ) from error

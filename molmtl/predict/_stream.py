@@ -1,37 +1,47 @@
-"""Streaming a CSV through a :class:`~molmtl.predict.Predictor`, one chunk of rows at a time."""
+"""Streaming a CSV through a chunk predictor, one chunk of rows at a time.
+
+Knows CSVs, not models: :meth:`~molmtl.predict.Predictor.predict_file` passes the function
+that predicts one chunk, so this module imports nothing of the predictor's.
+"""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from os import PathLike
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import IO
 
 import pandas as pd
 
-from molmtl.predict._columns import output_columns
 from molmtl.predict._errors import PredictorError
 from molmtl.predict._summary import PredictionSummary
-
-if TYPE_CHECKING:
-    from molmtl.predict._predictor import Predictor
 
 #: float32 predictions round-trip exactly through 9 significant digits
 CSV_FLOAT_FORMAT = "%.9g"
 
+#: (SMILES of a chunk, the chunk's row index) → (prediction columns on that index, counts)
+ChunkPredictor = Callable[[list[str], pd.Index], tuple[pd.DataFrame, PredictionSummary]]
+
 
 def stream_csv(
-    predictor: Predictor,
     in_csv: str | PathLike[str] | IO[str],
     out_csv: str | PathLike[str] | IO[str],
+    predict_chunk: ChunkPredictor,
     *,
+    added_columns: Sequence[str],
     smiles_column: str,
-    prefix: str,
     chunk_size: int,
 ) -> PredictionSummary:
-    """See :meth:`Predictor.predict_file`. Memory holds one chunk of rows at a time."""
+    """Copy ``in_csv`` to ``out_csv`` with ``predict_chunk``'s columns appended to every row.
+
+    See :meth:`Predictor.predict_file`. Memory holds one chunk of rows at a time.
+
+    Args:
+        added_columns: the names of ``predict_chunk``'s columns, checked against the input's
+            before anything is written.
+    """
     source = _name(in_csv)
     try:
         # text cells, no NA guessing: input columns are written back exactly as read
@@ -48,27 +58,23 @@ def stream_csv(
                     "(a trailing delimiter?); fix the file so no column is lost or shifted"
                 )
             if number == 0:
-                _check_columns(list(chunk.columns), smiles_column, prefix, predictor, source)
-            prediction = predictor.predict_arrays(chunk[smiles_column].tolist())
-            predicted = predictor.to_frame(prediction, index=chunk.index, prefix=prefix)
+                _check_columns(list(chunk.columns), smiles_column, added_columns, source)
+            predicted, counts = predict_chunk(chunk[smiles_column].tolist(), chunk.index)
             pd.concat([chunk, predicted], axis=1).to_csv(
                 out, header=number == 0, index=False, float_format=CSV_FLOAT_FORMAT
             )
-            summary += PredictionSummary.count(prediction.valid, prediction.in_domain)
+            summary += counts
     return summary
 
 
 def _check_columns(
-    columns: list[str], smiles_column: str, prefix: str, predictor: Predictor, source: str
+    columns: list[str], smiles_column: str, added: Sequence[str], source: str
 ) -> None:
     if smiles_column not in columns:
         raise PredictorError(
             f"{source} has no column {smiles_column!r}; its columns are {columns}. "
             "Name the SMILES column with smiles_column= (--smiles-column)."
         )
-    added = [
-        prefix + name for name in output_columns(predictor.targets, ensemble=predictor.is_ensemble)
-    ]
     clashes = [name for name in added if name in columns]
     if clashes:
         raise PredictorError(

@@ -10,7 +10,7 @@ import numpy as np
 @dataclass(frozen=True)
 class PredictionSummary:
     """How many rows were predicted, how many were invalid, how many valid ones lie outside
-    QM9's chemistry (the model extrapolates there)."""
+    the model's applicability domain (the model extrapolates there)."""
 
     n_rows: int = 0
     n_invalid: int = 0
@@ -33,8 +33,8 @@ class PredictionSummary:
     def __str__(self) -> str:
         return (
             f"{self.n_rows} rows: {self.n_valid} predicted, {self.n_invalid} invalid "
-            f"(NaN properties), {self.n_out_of_domain} valid but outside QM9's chemistry "
-            "(extrapolated)"
+            f"(NaN properties), {self.n_out_of_domain} valid but outside the model's domain "
+            "(extrapolated; domain_note says why)"
         )
 
     @property

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from molmtl.training.config import ConfigError, TrainConfig
+from molmtl.training.config import SPLITS, ConfigError, TrainConfig
 
 if TYPE_CHECKING:
     from molmtl.data import MoleculeDataset, Split
@@ -35,30 +34,22 @@ def load_dataset(config: TrainConfig) -> MoleculeDataset:
     )
 
 
-def _benchmark_split(smiles: list[str], config: TrainConfig) -> Split:
+def benchmark_split(smiles: list[str], config: TrainConfig) -> Split:
     from molmtl.data import qm9_benchmark_split
 
     return qm9_benchmark_split(len(smiles), config.seed)
 
 
-def _random_split(smiles: list[str], config: TrainConfig) -> Split:
+def random_split(smiles: list[str], config: TrainConfig) -> Split:
     from molmtl.data import random_split
 
     return random_split(len(smiles), config.split_fractions, config.seed)
 
 
-def _scaffold_split(smiles: list[str], config: TrainConfig) -> Split:
+def scaffold_split(smiles: list[str], config: TrainConfig) -> Split:
     from molmtl.data import scaffold_split
 
     return scaffold_split(smiles, config.split_fractions, config.seed)
-
-
-#: ``TrainConfig.split`` → function of (SMILES, config) giving the split
-SPLITTERS: dict[str, Callable[[list[str], TrainConfig], Split]] = {
-    "benchmark": _benchmark_split,
-    "random": _random_split,
-    "scaffold": _scaffold_split,
-}
 
 
 def make_split(config: TrainConfig, dataset: MoleculeDataset) -> Split:
@@ -75,7 +66,7 @@ def make_split(config: TrainConfig, dataset: MoleculeDataset) -> Split:
     chosen = np.arange(n)
     if config.n_molecules is not None:
         chosen = np.sort(np.random.default_rng(config.seed).permutation(n)[: config.n_molecules])
-    split = SPLITTERS[config.split]([dataset.smiles[i] for i in chosen], config)
+    split = SPLITS.get(config.split)([dataset.smiles[i] for i in chosen], config)
     return dataclasses.replace(
         split, train=chosen[split.train], val=chosen[split.val], test=chosen[split.test]
     )

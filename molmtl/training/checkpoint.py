@@ -11,9 +11,8 @@ from typing import Any
 
 import torch
 
-from molmtl.models._io import atomic_torch_save
+from molmtl.rundir import CHECKPOINT_FILE, atomic_torch_save
 
-CHECKPOINT_FILE = "checkpoint.pt"
 CHECKPOINT_VERSION = 1
 
 

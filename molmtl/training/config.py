@@ -16,8 +16,15 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-#: split names accepted by ``TrainConfig.split``
-SPLITS = ("benchmark", "random", "scaffold")
+from molmtl.balancing import available as available_balancers
+from molmtl.nn import available_encoders
+from molmtl.registry import Registry
+
+#: ``TrainConfig.split`` → function of (SMILES, config) giving the split (imported on use)
+SPLITS: Registry = Registry("split")
+SPLITS.register("benchmark", "molmtl.training._data:benchmark_split")
+SPLITS.register("random", "molmtl.training._data:random_split")
+SPLITS.register("scaffold", "molmtl.training._data:scaffold_split")
 DATASETS = ("qm9", "csv")
 PRECISIONS = ("fp32", "bf16")
 
@@ -130,6 +137,19 @@ class TrainConfig:
             values.update(layer)
         return cls.from_dict(values)
 
+    @classmethod
+    def from_run(cls, out: str | Path, overrides: dict[str, Any] | None = None) -> TrainConfig:
+        """The settings stored in the run directory ``out``, with ``overrides`` (None values
+        skipped): what ``train(config, resume=True)`` takes to continue that run."""
+        from molmtl.rundir import RunDir, RunDirError
+
+        try:
+            stored = RunDir(out).read_train_settings()
+        except RunDirError as error:
+            raise ConfigError(f"cannot resume: {error}") from error
+        given = {key: value for key, value in (overrides or {}).items() if value is not None}
+        return cls.from_dict({**stored, **given, "out": str(out)})
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-serializable copy (stored in the run directory's ``config.json``)."""
         return dataclasses.asdict(self)
@@ -142,6 +162,19 @@ class TrainConfig:
 
     def validate(self) -> None:
         """Raise :class:`ConfigError` naming the first invalid field."""
+        self._validate_data()
+        self._validate_split()
+        self._validate_model_and_balancer()
+        self._validate_optimization()
+        self._validate_reference_maes()
+        _string("device", self.device)
+        _choice("precision", self.precision, PRECISIONS)
+        _bool("compile", self.compile)
+        if self.progress is not None:
+            _bool("progress", self.progress)
+        _string("out", self.out)
+
+    def _validate_data(self) -> None:
         _choice("dataset", self.dataset, DATASETS)
         _optional_string("data", self.data)
         _string("smiles_column", self.smiles_column)
@@ -164,7 +197,10 @@ class TrainConfig:
         _string("featurizer", self.featurizer)
         if self.n_molecules is not None:
             _int("n_molecules", self.n_molecules, minimum=3)
-        _choice("split", self.split, SPLITS)
+        _optional_string("cache_dir", self.cache_dir)
+
+    def _validate_split(self) -> None:
+        _choice("split", self.split, tuple(SPLITS.names()))
         if self.split == "benchmark" and (self.dataset != "qm9" or self.n_molecules is not None):
             raise ConfigError(
                 "split 'benchmark' is QM9's fixed 110,831/10,000/10,000 split of the full dataset; "
@@ -180,20 +216,21 @@ class TrainConfig:
             raise ConfigError(
                 f"split_fractions must be 3 positive numbers summing to 1, got {fractions!r}"
             )
-        _optional_string("cache_dir", self.cache_dir)
+
+    def _validate_model_and_balancer(self) -> None:
         if not isinstance(self.model, dict) or not isinstance(
             self.model.get("encoder", "gine"), str
         ):
             raise ConfigError(f"model must be a table with an 'encoder' name, got {self.model!r}")
         _string("balancer", self.balancer)
-        # Checked here so that a typo fails before minutes of data loading, not after.
-        from molmtl.balancing import available as available_balancers
-        from molmtl.nn import available_encoders
-
+        # Checked here (the registries list names without importing torch), so that a typo
+        # fails before minutes of data loading, not after.
         _choice("balancer", self.balancer, tuple(available_balancers()))
         _choice("model.encoder", self.model.get("encoder", "gine"), tuple(available_encoders()))
         if not isinstance(self.balancer_options, dict):
             raise ConfigError(f"balancer_options must be a table, got {self.balancer_options!r}")
+
+    def _validate_optimization(self) -> None:
         _int("epochs", self.epochs, minimum=1)
         _int("batch_size", self.batch_size, minimum=1)
         _int("eval_batch_size", self.eval_batch_size, minimum=1)
@@ -206,24 +243,20 @@ class TrainConfig:
         _number("lr_factor", self.lr_factor, low=0.0, high=1.0)
         if self.min_lr > self.lr:
             raise ConfigError(f"min_lr ({self.min_lr}) must not exceed lr ({self.lr})")
-        if self.reference_maes is not None:
-            if not isinstance(self.reference_maes, dict) or not all(
-                isinstance(k, str) and _is_number(v) and v > 0
-                for k, v in self.reference_maes.items()
-            ):
-                raise ConfigError(
-                    f"reference_maes must map target names to positive MAEs, got {self.reference_maes!r}"
-                )
-            if self.targets is not None:
-                missing = [t for t in self.targets if t not in self.reference_maes]
-                if missing:
-                    raise ConfigError(f"reference_maes lacks the target(s) {missing}")
-        _string("device", self.device)
-        _choice("precision", self.precision, PRECISIONS)
-        _bool("compile", self.compile)
-        if self.progress is not None:
-            _bool("progress", self.progress)
-        _string("out", self.out)
+
+    def _validate_reference_maes(self) -> None:
+        if self.reference_maes is None:
+            return
+        if not isinstance(self.reference_maes, dict) or not all(
+            isinstance(k, str) and _is_number(v) and v > 0 for k, v in self.reference_maes.items()
+        ):
+            raise ConfigError(
+                f"reference_maes must map target names to positive MAEs, got {self.reference_maes!r}"
+            )
+        if self.targets is not None:
+            missing = [t for t in self.targets if t not in self.reference_maes]
+            if missing:
+                raise ConfigError(f"reference_maes lacks the target(s) {missing}")
 
 
 def available_presets() -> list[str]:

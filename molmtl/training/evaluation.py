@@ -3,23 +3,23 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
 
-from molmtl.training.config import ConfigError
+from molmtl import _device
+from molmtl.data import Split
+from molmtl.models import load_model
+from molmtl.rundir import RunDir, RunDirError
+from molmtl.training._data import load_dataset
+from molmtl.training.config import ConfigError, TrainConfig
 from molmtl.training.metrics import absolute_error_sums, delta_m_percent, normalized_mae
 
 if TYPE_CHECKING:
     from molmtl.data import GraphBatch, PackedGraphs
-
-SPLITS_FILE = "splits.json"
-TEST_METRICS_FILE = "test_metrics.json"
 
 
 @torch.no_grad()
@@ -130,26 +130,20 @@ def evaluate(
         data: where the run's dataset is now, when not where training found it (e.g. training
             read ``$MOLMTL_DATA``, which is not set here).
     """
-    from molmtl.data import Split
-    from molmtl.models import RunDirError, load_model
-    from molmtl.training._data import load_dataset
-    from molmtl.training.config import TrainConfig
-    from molmtl.training.trainer import resolve_device
-
     if split not in ("train", "val", "test"):
         raise ValueError(f"split must be 'train', 'val' or 'test', got {split!r}")
-    run_dir = Path(run_dir)
-    torch_device = resolve_device(device or "auto")
-    model, config = load_model(run_dir, device=torch_device)
-    if "train" not in config or not (run_dir / SPLITS_FILE).is_file():
+    run_dir = RunDir(run_dir)
+    torch_device = _device.resolve_device(device or "auto")
+    model, config = load_model(run_dir.path, device=torch_device)
+    train_config = TrainConfig.from_dict(run_dir.read_train_settings())
+    if not run_dir.splits_path.is_file():
         raise RunDirError(
-            f"{run_dir} lacks the training config or {SPLITS_FILE}; was it written by `molmtl train`?"
+            f"{run_dir.path} lacks {run_dir.splits_path.name}; was it written by `molmtl train`?"
         )
-    train_config = TrainConfig.from_dict(config["train"])
     if data is not None:
         train_config = dataclasses.replace(train_config, data=str(data))
     dataset = load_dataset(train_config)
-    splits = Split.from_dict(json.loads((run_dir / SPLITS_FILE).read_text()))
+    splits = Split.from_dict(run_dir.read_splits())
     index = torch.as_tensor(getattr(splits, split), dtype=torch.long)
     graphs = dataset.graphs.to(torch_device)
     targets = torch.as_tensor(dataset.y, dtype=torch.float32, device=torch_device)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import io
 import itertools
 from collections.abc import Callable
@@ -10,17 +11,24 @@ import numpy as np
 import pytest
 import torch
 from scipy.optimize import minimize
+from tinymtl import assert_same_state
 
-from molmtl.balancing._base import Aggregator
+from molmtl.balancing import (
+    IMTL,
+    MGDA,
+    Aggregator,
+    AlignedMTL,
+    CAGrad,
+    GradMax,
+    GradNorm,
+    GradVac,
+    GramianWeightedAggregator,
+    NashMTL,
+    PCGrad,
+)
 from molmtl.balancing._methods._gram import masked_gram, min_norm_simplex_weights
-from molmtl.balancing._methods.alignedmtl import AlignedMTL
-from molmtl.balancing._methods.cagrad import CAGrad
-from molmtl.balancing._methods.gradvac import GradVac
-from molmtl.balancing._methods.imtl import IMTL
-from molmtl.balancing._methods.mgda import MGDA
-from molmtl.balancing._methods.nashmtl import NashMTL
-from molmtl.balancing._methods.pcgrad import PCGrad
 
+#: the aggregators that are weightings of the Gram matrix.
 FACTORIES: dict[str, Callable[[], Aggregator]] = {
     "mgda": MGDA,
     "pcgrad": lambda: PCGrad(seed=0),
@@ -53,10 +61,19 @@ def all_present(n_tasks: int) -> torch.Tensor:
 
 
 def weights_of(aggregator: Aggregator, grads: torch.Tensor, mask=None, losses=None):
+    """``aggregator.weights``: the ``[T]`` weights, without moving the state on."""
     n_tasks = grads.shape[0]
     mask = all_present(n_tasks) if mask is None else mask
     losses = torch.ones(n_tasks, dtype=grads.dtype) if losses is None else losses
     return aggregator.weights(grads, losses, mask)
+
+
+def step_weights(aggregator: Aggregator, grads: torch.Tensor) -> torch.Tensor:
+    """The ``[T]`` weights of a training step (``aggregate``), which moves the state on."""
+    n_tasks = grads.shape[0]
+    return aggregator.aggregate(
+        grads, torch.ones(n_tasks, dtype=grads.dtype), all_present(n_tasks)
+    )[1]
 
 
 class FixedOrders:
@@ -70,6 +87,8 @@ class FixedOrders:
         if not include_self:
             orders = [[j for j in row if j != i] for i, row in enumerate(orders)]
         return torch.tensor(orders, device=device)
+
+    peek = draw
 
 
 def random_orders(n_tasks: int, seed: int) -> list[list[int]]:
@@ -209,7 +228,7 @@ def test_gradvac_matches_plain_loop_over_steps(n_tasks, n_params, seed):
         grads = random_grads(n_tasks, n_params, seed + 10 * step)
         orders = random_orders(n_tasks, seed + step)
         aggregator._orders = FixedOrders(orders)
-        update = weights_of(aggregator, grads) @ grads
+        update = step_weights(aggregator, grads) @ grads
         expected = reference_gradvac(grads.numpy(), orders, targets)
         np.testing.assert_allclose(update.numpy(), expected, atol=1e-9)
         np.testing.assert_allclose(aggregator.target_similarity_.numpy(), targets, atol=1e-12)
@@ -320,9 +339,9 @@ def test_nashmtl_clips_the_update_norm(max_norm):
 
 def test_nashmtl_reuses_weights_between_updates():
     aggregator = NashMTL(update_weights_every=2, max_norm=0.0)
-    first = weights_of(aggregator, random_grads(3, 5, 0))
-    second = weights_of(aggregator, random_grads(3, 5, 1))
-    third = weights_of(aggregator, random_grads(3, 5, 1))
+    first = step_weights(aggregator, random_grads(3, 5, 0))
+    second = step_weights(aggregator, random_grads(3, 5, 1))
+    third = step_weights(aggregator, random_grads(3, 5, 1))
     torch.testing.assert_close(first, second)
     assert not torch.allclose(second, third)
     assert aggregator.step_ == 3
@@ -461,14 +480,14 @@ def test_state_dict_round_trip_gives_identical_next_outputs(name):
     inputs = [random_grads(4, 9, seed) for seed in range(4)]
     original = FACTORIES[name]()
     for grads in inputs[:2]:
-        weights_of(original, grads)
+        step_weights(original, grads)
     buffer = io.BytesIO()
     torch.save(original.state_dict(), buffer)  # as in a checkpoint
     buffer.seek(0)
     resumed = FACTORIES[name]()
     resumed.load_state_dict(torch.load(buffer, weights_only=True))
     for grads in inputs[2:]:
-        torch.testing.assert_close(weights_of(resumed, grads), weights_of(original, grads))
+        torch.testing.assert_close(step_weights(resumed, grads), step_weights(original, grads))
 
 
 @pytest.mark.parametrize("name", ["pcgrad", "gradvac"])
@@ -532,9 +551,48 @@ def test_no_bargaining_solution_gives_zero_update():
 
 def test_gradvac_rejects_a_different_number_of_tasks():
     aggregator = GradVac()
-    weights_of(aggregator, random_grads(3, 5, 0))
+    step_weights(aggregator, random_grads(3, 5, 0))
     with pytest.raises(ValueError, match="3 tasks"):
         weights_of(aggregator, random_grads(4, 5, 0))
+
+
+@pytest.mark.parametrize("name", list(FACTORIES))
+@pytest.mark.parametrize("present", [MASKS[0], [True] * 5])
+def test_gram_aggregators_are_weightings_of_the_gram_matrix(name, present):
+    aggregator = with_fixed_orders(FACTORIES[name]())
+    assert isinstance(aggregator, GramianWeightedAggregator)
+    grads, mask = random_grads(5, 12, 8, dtype=torch.float32), torch.tensor(present)
+    losses = torch.ones(5)
+    gram = masked_gram(grads, mask)
+    from_gram = aggregator.gramian_weights(gram, losses, mask, grads_dtype=grads.dtype)
+    assert torch.equal(from_gram.to(grads.dtype), aggregator.weights(grads, losses, mask))
+
+
+#: every aggregator, stateful ones with options that exercise their state.
+ALL_AGGREGATORS: dict[str, Callable[[], Aggregator]] = {
+    **FACTORIES,
+    "nashmtl_every_2": lambda: NashMTL(update_weights_every=2),
+    "gradmax": lambda: GradMax(beta_sigma=0.5),
+    "gradnorm": lambda: GradNorm(lr=0.05),
+}
+
+
+@pytest.mark.parametrize("name", list(ALL_AGGREGATORS))
+@pytest.mark.parametrize("warm_up_steps", [0, 3])
+def test_asking_for_weights_changes_no_state(name, warm_up_steps):
+    """``weights`` twice leaves the state as it was and answers what the next step applies."""
+    aggregator = ALL_AGGREGATORS[name]()
+    generator = torch.Generator().manual_seed(0)
+    losses = torch.rand(4, generator=generator, dtype=torch.float64) + 0.5
+    mask = torch.tensor([True, False, True, True])
+    for seed in range(warm_up_steps):
+        aggregator.aggregate(random_grads(4, 9, seed), losses, torch.roll(mask, seed))
+    grads = torch.where(mask[:, None], random_grads(4, 9, 10), 0.0)
+    before = copy.deepcopy(aggregator.state_dict())
+    asked = [aggregator.weights(grads, losses, mask) for _ in range(2)]
+    assert_same_state(aggregator.state_dict(), before)
+    _, applied = aggregator.aggregate(grads, losses, mask)
+    assert torch.equal(asked[0], asked[1]) and torch.equal(asked[0], applied)
 
 
 def test_bad_grads_shape_is_named():

@@ -2,10 +2,9 @@
 
 import pytest
 import torch
-from tinymtl import TinyMTL, make_batch
+from tinymtl import TinyMTL, is_gradient_method, make_batch
 
 import molmtl.balancing as mb
-from molmtl.balancing._registry import METHODS
 
 pytestmark = pytest.mark.gpu
 
@@ -36,8 +35,7 @@ def cuda():
 @pytest.mark.parametrize("name", SYNC_FREE)
 def test_step_has_no_host_sync(cuda, name, backend):
     model = TinyMTL().to(cuda)
-    gradient_method = METHODS[name.partition("+")[0]].kind == "gradient"
-    options = {"backend": backend} if gradient_method else {}
+    options = {"backend": backend} if is_gradient_method(name) else {}
     balancer = mb.get(name, **options, **model.balancer_kwargs())
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-2)
     x, y = (t.to(cuda) for t in make_batch())

@@ -7,7 +7,6 @@ import torch
 from tinymtl import TinyMTL, make_batch
 
 import molmtl.balancing as mb
-from molmtl.balancing._methods.dbmtl import GradMax
 
 # (n_tasks, beta, beta_sigma, seed)
 SETTINGS = [(1, 0.9, 0.0, 0), (2, 0.9, 0.0, 1), (3, 0.5, 0.5, 2), (5, 0.9, 0.2, 3)]
@@ -52,7 +51,7 @@ def random_steps(n_tasks, seed, n_steps=6, with_masks=False):
 def test_aggregation_matches_reference(n_tasks, beta, beta_sigma, seed, with_masks):
     grads, masks = random_steps(n_tasks, seed, with_masks=with_masks)
     expected = reference_gradmax(grads, masks, beta, beta_sigma)
-    aggregator = GradMax(beta=beta, beta_sigma=beta_sigma)
+    aggregator = mb.GradMax(beta=beta, beta_sigma=beta_sigma)
     for step_grads, mask, update in zip(grads, masks, expected, strict=True):
         masked = torch.where(mask[:, None], step_grads, 0.0).double()
         torch.testing.assert_close(aggregator(masked, mask=mask), update, rtol=1e-10, atol=1e-12)
@@ -61,7 +60,7 @@ def test_aggregation_matches_reference(n_tasks, beta, beta_sigma, seed, with_mas
 @pytest.mark.parametrize(("n_tasks", "beta", "beta_sigma", "seed"), SETTINGS)
 def test_masked_task_keeps_its_buffer_and_is_left_out(n_tasks, beta, beta_sigma, seed):
     grads, _ = random_steps(n_tasks, seed, n_steps=2)
-    aggregator = GradMax(beta=beta, beta_sigma=beta_sigma)
+    aggregator = mb.GradMax(beta=beta, beta_sigma=beta_sigma)
     aggregator(grads[0])
     before = aggregator.state_dict()
     mask = torch.ones(n_tasks, dtype=torch.bool)
@@ -229,4 +228,39 @@ def test_heads_get_the_plain_log_loss_gradient():
 )
 def test_invalid_options(options, match):
     with pytest.raises(ValueError, match=match):
-        GradMax(**options)
+        mb.GradMax(**options)
+
+
+@pytest.mark.parametrize("options", [{}, {"beta": 0.5, "beta_sigma": 0.5, "eps": 1e-6}])
+def test_class_builds_what_get_builds(options):
+    by_name, by_class = TinyMTL(), TinyMTL()
+    named = mb.get("dbmtl", **options, **by_name.balancer_kwargs())
+    built = mb.DBMTL(**options, **by_class.balancer_kwargs())
+    assert type(named) is mb.DBMTL and named.log_transform and built.log_transform
+    assert (named.eps, named.aggregator.beta, named.aggregator.beta_sigma) == (
+        built.eps,
+        built.aggregator.beta,
+        built.aggregator.beta_sigma,
+    )
+    batches = [make_batch(seed=i) for i in range(3)]
+    for (update, weights), (class_update, class_weights) in zip(
+        shared_updates(by_name, named, batches),
+        shared_updates(by_class, built, batches),
+        strict=True,
+    ):
+        assert torch.equal(update, class_update) and torch.equal(weights, class_weights)
+    torch.testing.assert_close(built.state_dict(), named.state_dict(), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("with_masks", [False, True])
+def test_weights_are_those_of_the_next_step_and_change_no_state(with_masks):
+    grads, masks = random_steps(3, seed=4, with_masks=with_masks)
+    aggregator = mb.GradMax(beta_sigma=0.5)
+    for step_grads, mask in zip(grads, masks, strict=True):
+        masked = torch.where(mask[:, None], step_grads, 0.0)
+        losses = masked.new_ones(3)
+        before = copy.deepcopy(aggregator.state_dict())
+        asked = [aggregator.weights(masked, losses, mask) for _ in range(2)]
+        torch.testing.assert_close(aggregator.state_dict(), before, rtol=0, atol=0)
+        _, applied = aggregator.aggregate(masked, losses, mask)
+        assert torch.equal(asked[0], asked[1]) and torch.equal(asked[0], applied)

@@ -27,3 +27,13 @@ def test_readme_shows_the_same_example():
     marker = doc.index("test_docs_example.py runs the next code block")
     code = re.search(r"```python\n(.*?)```", doc[marker:], re.DOTALL).group(1)
     assert code in readme, "README.md's balancing example drifted from docs/balancing.md"
+
+
+def test_docs_class_example_runs():
+    text = DOC.read_text()
+    marker = text.index("test_docs_example.py runs the next code block too")
+    code = re.search(r"```python\n(.*?)```", text[marker:], re.DOTALL).group(1)
+    namespace: dict = {}
+    exec(compile(code, str(DOC), "exec"), namespace)
+    torch.testing.assert_close(namespace["update"], namespace["weights"] @ namespace["grads"])
+    assert type(namespace["balancer"]).__name__ == "DBMTL"

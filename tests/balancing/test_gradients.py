@@ -2,13 +2,8 @@ import pytest
 import torch
 from tinymtl import TinyMTL, make_batch
 
-from molmtl.balancing import _gradients
-from molmtl.balancing._gradients import (
-    BACKENDS,
-    PerTaskGradients,
-    accumulate_grads,
-    unflatten,
-)
+from molmtl.balancing import BACKENDS, _gradients
+from molmtl.balancing._gradients import PerTaskGradients, accumulate_grads, unflatten
 
 
 def reference_gradients(model, losses):

@@ -4,7 +4,7 @@ import io
 
 import pytest
 import torch
-from tinymtl import TinyMTL, make_batch, require_method
+from tinymtl import TinyMTL, make_batch
 
 import molmtl.balancing as mb
 
@@ -41,7 +41,6 @@ def fresh(name, seed):
 
 @pytest.mark.parametrize("name", mb.available())
 def test_resumed_run_equals_uninterrupted(name):
-    require_method(name)
     total = range(STEPS_BEFORE + STEPS_AFTER)
     torch.manual_seed(1)
     model, optimizer, balancer = fresh(name, seed=0)

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import importlib.util
-
-import pytest
 import torch
 from torch import Tensor, nn
 
-from molmtl.balancing._registry import METHODS
+import molmtl.balancing as mb
 
 
 class TinyMTL(nn.Module):
@@ -60,8 +57,22 @@ def make_batch(
     return x, y
 
 
-def require_method(name: str) -> None:
-    """Skip the calling test if ``name``'s module has not been written yet."""
-    module = METHODS[name.partition("+")[0]].module
-    if importlib.util.find_spec(module) is None:
-        pytest.skip(f"{module} (method {name!r}) does not exist yet")
+def is_gradient_method(name: str) -> bool:
+    """Whether ``name`` balances per-task gradients (a :class:`GradientBalancer`)."""
+    return isinstance(mb.get(name, **TinyMTL().balancer_kwargs()), mb.GradientBalancer)
+
+
+def assert_same_state(got, expected) -> None:
+    """Assert that two (nested) state dicts are equal, tensors bit for bit."""
+    if isinstance(expected, Tensor):
+        torch.testing.assert_close(got, expected, rtol=0, atol=0, equal_nan=True)
+    elif isinstance(expected, dict):
+        assert got.keys() == expected.keys()
+        for key in expected:
+            assert_same_state(got[key], expected[key])
+    elif isinstance(expected, list | tuple):
+        assert len(got) == len(expected)
+        for got_item, expected_item in zip(got, expected, strict=True):
+            assert_same_state(got_item, expected_item)
+    else:
+        assert got == expected

@@ -93,6 +93,7 @@ def test_smiles_arguments_print_a_table_and_exit_0_despite_invalid_rows(
         "valid",
         "error",
         "in_domain",
+        "domain_note",
         "homo",
         "[eV]",
         "alpha",
@@ -102,7 +103,7 @@ def test_smiles_arguments_print_a_table_and_exit_0_despite_invalid_rows(
     assert "unparseable" in rows[1]
     assert err.strip() == (
         "molmtl predict: 5 rows: 4 predicted, 1 invalid (NaN properties), "
-        "1 valid but outside QM9's chemistry (extrapolated)"
+        "1 valid but outside the model's domain (extrapolated; domain_note says why)"
     )
 
 

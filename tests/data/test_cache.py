@@ -1,5 +1,6 @@
 """The featurization cache: hits, and misses when the featurizer or the source changes."""
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -25,6 +26,33 @@ def test_second_load_reads_the_cache(qm9_small_dir, tmp_path, monkeypatch):
     forbid_featurizing(monkeypatch)
     second = load_qm9(qm9_small_dir, cache_dir=tmp_path)
     assert torch.equal(first.graphs.x, second.graphs.x) and torch.equal(first.y, second.y)
+
+
+def test_cached_facts_equal_fresh_ones(qm9_small_dir, tmp_path):
+    fresh = load_qm9(qm9_small_dir, use_cache=False)
+    load_qm9(qm9_small_dir, cache_dir=tmp_path)
+    cached = load_qm9(qm9_small_dir, cache_dir=tmp_path)
+    for name, values in fresh.facts.arrays().items():
+        np.testing.assert_array_equal(values, getattr(cached.facts, name), err_msg=name)
+        assert values.dtype == getattr(cached.facts, name).dtype
+
+
+def test_format_version_is_part_of_the_key(monkeypatch):
+    key = cache.cache_key({"name": "2d"}, "source")
+    monkeypatch.setattr(cache, "CACHE_FORMAT_VERSION", cache.CACHE_FORMAT_VERSION - 1)
+    assert cache.cache_key({"name": "2d"}, "source") != key
+
+
+def test_entry_of_the_old_layout_is_rebuilt(qm9_small_dir, tmp_path):
+    # layout 1 stored QM9 domain flags instead of the chemistry facts
+    load_qm9(qm9_small_dir, cache_dir=tmp_path)
+    entry = next(tmp_path.glob("*.pt"))
+    state = torch.load(entry, weights_only=True)
+    old = {k: v for k, v in state.items() if not k.startswith("facts.")}
+    torch.save({**old, "in_domain": state["valid"]}, entry)
+    dataset = load_qm9(qm9_small_dir, cache_dir=tmp_path)
+    assert len(dataset.facts) == len(dataset) == 200
+    assert any(k.startswith("facts.") for k in torch.load(entry, weights_only=True))
 
 
 def test_cache_file_is_tensor_only(qm9_small_dir, tmp_path):

@@ -1,4 +1,4 @@
-"""Generic CSV loading: row alignment, missing labels, errors."""
+"""Generic CSV loading: row alignment, missing labels, errors; the domain fitted on a dataset."""
 
 import numpy as np
 import pandas as pd
@@ -7,6 +7,7 @@ import torch
 
 from molmtl import featurizers
 from molmtl.data import load_csv
+from molmtl.data.dataset import fit_domain
 
 FRAME = pd.DataFrame(
     {
@@ -48,6 +49,45 @@ def test_subset_keeps_alignment():
     part = dataset.subset([3, 0])
     assert part.smiles == ["CN", "CCO"] and part.source_rows.tolist() == [6, 0]
     assert torch.equal(part.graphs.get(0).x, dataset.graphs.get(3).x)
+    assert part.facts.heavy_atoms.tolist() == [2, 3]
+
+
+#: chlorinated molecules next to QM9-like ones; rows 0-3 are the training rows of the tests
+CHLORIDES = pd.DataFrame(
+    {
+        "smiles": ["CCCl", "ClC(Cl)Cl", "CCO", "c1ccccc1Cl", "CCBr", "[NH4+]", "CCCCCCCCCCCC"],
+        "y": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0],
+    }
+)
+
+
+@pytest.mark.parametrize("index", [[0, 1, 2, 3], np.arange(4), torch.arange(4)])
+def test_fit_domain_learns_the_training_rows(index):
+    dataset = load_csv(CHLORIDES)
+    domain = fit_domain(dataset, index)
+    assert domain.elements_ == ("H", "C", "O", "Cl") and domain.heavy_atoms_ == (3, 7)
+    assert domain.n_molecules_ == 4
+    assert domain.notes(dataset.facts) == [
+        *[""] * 4,
+        "element Br not seen in training",
+        "element N not seen in training; 1 heavy atom, training had 3–7; "
+        "atom charge +1, training had only 0; net charge +1, training had only 0",
+        "12 heavy atoms, training had 3–7",
+    ]
+
+
+def test_fit_domain_without_index_takes_every_molecule():
+    dataset = load_csv(CHLORIDES)
+    assert fit_domain(dataset).contains(dataset.facts).all()
+    assert fit_domain(dataset) == fit_domain(dataset, np.arange(len(dataset)))
+    with pytest.raises(ValueError, match="0 molecules"):
+        fit_domain(dataset, [])
+
+
+def test_in_domain_is_the_qm9_reference_flag():
+    dataset = load_csv(CHLORIDES)
+    assert dataset.in_domain.tolist() == [False, False, True, False, False, False, False]
+    assert dataset.subset([2, 0]).in_domain.tolist() == [True, False]
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from molmtl.data import Qm9NotFoundError, load_qm9, locate_qm9
-from molmtl.data.qm9 import QM9_COLUMNS, atomization_energies, read_qm9
+from molmtl.data.qm9 import QM9_COLUMNS, Qm9Source, atomization_energies, read_qm9
 from tests.data.conftest import N_SMALL, read_first_frames, write_pyg_raw
 
 N_RAW = 40
@@ -157,3 +157,8 @@ def test_explicit_csv_file_with_any_name(qm9_small_dir, tmp_path):
     source = locate_qm9(table)
     assert source.layout == "moleculenet" and source.files == {"table": table}
     assert len(load_qm9(table, cache_dir=tmp_path / "cache")) == N_SMALL
+
+
+def test_unknown_layout_lists_the_known_ones():
+    with pytest.raises(ValueError, match=r"unknown QM9 layout 'sqlite'.*moleculenet.*qm9pack"):
+        read_qm9(Qm9Source("sqlite", {}))

@@ -43,3 +43,13 @@ INVALID_SMILES = {
     "*C": "dummy atom",
     "Xx": "unparseable",
 }
+
+#: small training sets for the applicability-domain tests, each with its own chemistry
+DOMAIN_SETS = {
+    "qm9-like": ["C", "CCO", "c1ccccc1", "CC(=O)O", "[NH3+]CC([O-])=O", "N#CC(F)(F)F", "OC1COC1"],
+    "halogenated": ["CCCl", "ClC(Cl)Cl", "c1ccccc1Br", "FC(F)(F)I", "CC(=O)Cl"],
+    "charged-and-salts": ["[Na+].[Cl-]", "C[NH3+]", "CC(=O)[O-]", "[O-][N+](=O)c1ccccc1", "[Fe+3]"],
+    "radicals-and-isotopes": ["[CH3]", "[CH2]C", "[2H]C", "[13CH4]", "[H][H]"],
+    "large": ["CCCCCCCCCCCC", "CC(C)(C)C(C)(C)C(C)(C)C", "c1ccc2ccccc2c1", "C[Si](C)(C)C"],
+    "diverse": DIVERSE_SMILES,
+}

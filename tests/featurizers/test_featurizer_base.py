@@ -1,4 +1,4 @@
-"""Per-molecule errors, domain flags, row alignment, registry and spec checks."""
+"""Per-molecule errors, chemistry facts, row alignment, registry and spec checks."""
 
 import json
 
@@ -41,26 +41,17 @@ def test_rows_stay_aligned_with_invalid_molecules_in_the_middle(position):
             assert got.x.equal(expected.x) and got.edge_index.equal(expected.edge_index)
 
 
-@pytest.mark.parametrize(
-    ("smiles", "in_domain", "note"),
-    [
-        ("CCO", True, ""),
-        ("[NH3+]CC([O-])=O", True, ""),  # QM9 zwitterion: net charge 0
-        ("C[NH3+]", False, "net charge +1"),
-        ("CCCl", False, "elements Cl"),
-        ("CCCCCCCCCC", False, "10 heavy atoms"),
-        ("CCCCCCCCC", True, ""),
-        ("[2H]C", True, ""),
-    ],
-)
-def test_domain_flags(smiles, in_domain, note):
-    result = FEATURIZER.featurize_many([smiles])
-    assert result.valid[0] and result.in_domain[0] == in_domain
-    assert note in result.domain_notes[0]
+def test_facts_are_aligned_with_the_graphs():
+    smiles = ["CCCl", "C1CC", "[NH4+]", "", "CCO"]
+    result = FEATURIZER.featurize_many(smiles)
+    assert len(result.facts) == len(result.graphs) == 3
+    assert result.facts.heavy_atoms.tolist() == [3, 1, 3]
+    assert result.facts.net_charge.tolist() == [0, 1, 0]
 
 
-def test_invalid_molecules_are_out_of_domain():
-    assert not FEATURIZER.featurize_many(["C1CC"]).in_domain[0]
+def test_the_featurizer_judges_no_domain():
+    result = FEATURIZER.featurize_many(["CCCl", "[Na+].[Cl-]"])
+    assert not hasattr(result, "in_domain") and not hasattr(result, "domain_notes")
 
 
 def test_parallel_equals_serial():
@@ -68,7 +59,8 @@ def test_parallel_equals_serial():
     serial = FEATURIZER.featurize_many(smiles, n_jobs=1)
     parallel = FEATURIZER.featurize_many(smiles, n_jobs=2)
     assert serial.errors == parallel.errors
-    np.testing.assert_array_equal(serial.in_domain, parallel.in_domain)
+    for name, values in serial.facts.arrays().items():
+        np.testing.assert_array_equal(values, getattr(parallel.facts, name), err_msg=name)
     assert serial.graphs.x.equal(parallel.graphs.x)
     assert serial.graphs.edge_ptr.equal(parallel.graphs.edge_ptr)
 
@@ -80,9 +72,33 @@ def test_bad_n_jobs(n_jobs):
 
 
 def test_registry():
-    assert "2d" in featurizers.available()
-    with pytest.raises(ValueError, match=r"available: .*2d"):
+    assert featurizers.available() == sorted(featurizers.FEATURIZERS.names()) == ["2d", "3d"]
+    with pytest.raises(ValueError, match=r"unknown featurizer '4d'; available: .*2d"):
         featurizers.get("4d")
+
+
+@pytest.mark.parametrize(
+    ("name", "options", "message"),
+    [
+        ("2d", {"seed": 1}, r"unknown option\(s\) \['seed'\] for featurizer '2d'"),
+        ("3d", {"sed": 1}, r"\['sed'\].*valid options: \['generate_conformers', 'seed'\]"),
+    ],
+)
+def test_unknown_options_are_named(name, options, message):
+    with pytest.raises(ValueError, match=message):
+        featurizers.get(name, **options)
+
+
+def test_options_reach_the_featurizer():
+    assert featurizers.get("3d", seed=7, generate_conformers=False).options() == {
+        "generate_conformers": False,
+        "seed": 7,
+    }
+
+
+def test_a_name_registers_once():
+    with pytest.raises(ValueError, match="featurizer '2d' is registered twice"):
+        featurizers.register("2d")(type(FEATURIZER))
 
 
 def test_spec_round_trips_through_json():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from molmtl.data.packed import PackedGraphs
+from molmtl.graphs import PackedGraphs
 
 
 def random_packed_graphs(

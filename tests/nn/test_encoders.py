@@ -1,8 +1,12 @@
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 import torch
 
+import molmtl.nn
 from molmtl.nn import available_encoders, encoder_options, get_encoder
 
 ENCODERS = available_encoders()
@@ -83,3 +87,22 @@ def test_mpnn_equals_the_published_nnconv_loop(graphs):
             out = out.squeeze(0)
         expected = torch.relu(encoder.project(encoder.readout(out, batch.batch)))
         torch.testing.assert_close(encoder(batch), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_listing_encoders_imports_no_torch():
+    # A config validator calls available_encoders(); it must stay cheap.
+    code = (
+        "import sys, molmtl.nn as nn; assert nn.available_encoders() == ['gine', 'mpnn'];"
+        "assert not {'torch', 'torch_geometric'} & set(sys.modules), sorted(sys.modules)"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("name", molmtl.nn.__all__)
+def test_every_public_name_is_importable(name):
+    assert getattr(molmtl.nn, name) is not None
+
+
+def test_unknown_attribute_is_named():
+    with pytest.raises(AttributeError, match="no_such_name"):
+        molmtl.nn.no_such_name  # noqa: B018

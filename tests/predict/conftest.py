@@ -2,7 +2,9 @@
 
 Untrained weights are enough here: the tests check alignment, agreement and safety, not
 accuracy. Random (seeded) weights and non-trivial target scaling make every molecule's
-prediction distinct, so a shifted row cannot go unnoticed.
+prediction distinct, so a shifted row cannot go unnoticed. By default a run directory stores
+no applicability domain (as those written before the trainer stored one): its predictions are
+judged by QM9's chemistry.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import pytest
 import torch
 
 from molmtl import featurizers
+from molmtl.featurizers import ApplicabilityDomain
 from molmtl.models import build_model, save_model
 
 TARGETS = [
@@ -31,8 +34,10 @@ def write_run_dir(
     targets: list[dict] = TARGETS,
     model_config: dict = TINY_GINE,
     featurizer: str = "2d",
+    domain: ApplicabilityDomain | None = None,
 ) -> Path:
-    """A run directory holding a seeded, untrained model (as `molmtl train` would lay it out)."""
+    """A run directory holding a seeded, untrained model (as `molmtl train` would lay it out),
+    with ``domain`` stored as config.json's ``"domain"`` when given."""
     spec = featurizers.get(featurizer).spec
     torch.manual_seed(seed)
     model = build_model(
@@ -40,7 +45,10 @@ def write_run_dir(
     )
     n_tasks = len(targets)
     model.set_target_scaling(torch.linspace(-3.0, 3.0, n_tasks), torch.linspace(0.5, 20.0, n_tasks))
-    save_model(run_dir, model, {"featurizer": spec, "targets": targets})
+    metadata = {"featurizer": spec, "targets": targets}
+    if domain is not None:
+        metadata["domain"] = domain.to_dict()
+    save_model(run_dir, model, metadata)
     return run_dir
 
 

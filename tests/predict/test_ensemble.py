@@ -37,7 +37,7 @@ def test_ensemble_columns_pair_each_target_with_its_std(ensemble_run_dirs: list[
     ensemble = Predictor.load(ensemble_run_dirs, device="cpu")
     assert ensemble.is_ensemble
     assert ensemble.columns == [
-        *["smiles", "valid", "error", "in_domain"],
+        *["smiles", "valid", "error", "in_domain", "domain_note"],
         *["mu", "mu_std", "gap", "gap_std", "cv", "cv_std"],
     ]
     assert ensemble.column_units["gap_std"] == "eV"

@@ -50,7 +50,8 @@ def test_input_columns_kept_verbatim_and_predictions_appended(
     written = read_text_csv(out)
     assert list(written.columns) == [
         *original.columns,
-        *["pred_valid", "pred_error", "pred_in_domain", "pred_mu", "pred_gap", "pred_cv"],
+        *["pred_valid", "pred_error", "pred_in_domain", "pred_domain_note"],
+        *["pred_mu", "pred_gap", "pred_cv"],
     ]
     pd.testing.assert_frame_equal(written[original.columns], original)
 
@@ -65,6 +66,7 @@ def test_predictions_match_predict(
     expected = predictor.predict(read_text_csv(input_csv)["smiles"])
     assert written["pred_valid"].tolist() == expected["valid"].tolist()
     assert written["pred_in_domain"].tolist() == expected["in_domain"].tolist()
+    assert written["pred_domain_note"].tolist() == expected["domain_note"].tolist()
     assert written["pred_error"].tolist() == expected["error"].tolist()
     for target in predictor.targets:
         predicted = pd.to_numeric(written["pred_" + target]).to_numpy()
@@ -133,7 +135,7 @@ def test_header_only_file_gives_header_only_output(predictor: Predictor, tmp_pat
     out = tmp_path / "out.csv"
     summary = predictor.predict_file(source, out)
     assert out.read_text().splitlines() == [
-        "id,smiles,pred_valid,pred_error,pred_in_domain,pred_mu,pred_gap,pred_cv"
+        "id,smiles,pred_valid,pred_error,pred_in_domain,pred_domain_note,pred_mu,pred_gap,pred_cv"
     ]
     assert summary == PredictionSummary()
 
@@ -158,7 +160,7 @@ def test_ensemble_appends_std_columns(ensemble_run_dirs: list[Path], input_csv: 
     Predictor.load(ensemble_run_dirs, device="cpu").predict_file(input_csv, out)
     out.seek(0)
     assert [c for c in read_text_csv(out).columns if c.startswith("pred_")] == [
-        *["pred_valid", "pred_error", "pred_in_domain"],
+        *["pred_valid", "pred_error", "pred_in_domain", "pred_domain_note"],
         *["pred_mu", "pred_mu_std", "pred_gap", "pred_gap_std", "pred_cv", "pred_cv_std"],
     ]
 
@@ -174,6 +176,7 @@ def test_empty_prefix_appends_plain_names(predictor: Predictor, input_csv: Path)
         "valid",
         "error",
         "in_domain",
+        "domain_note",
         "mu",
         "gap",
         "cv",

@@ -47,10 +47,13 @@ def one_by_one(predictor: Predictor, smiles: list) -> pd.DataFrame:
 def test_rows_align_with_inputs(run_dir: Path, chunk_size: int, batch_size: int) -> None:
     predictor = Predictor.load(run_dir, device="cpu", chunk_size=chunk_size, batch_size=batch_size)
     frame = predictor.predict(MIXED_SMILES)
-    assert list(frame.columns) == ["smiles", "valid", "error", "in_domain", "mu", "gap", "cv"]
+    assert list(frame.columns) == [
+        *["smiles", "valid", "error", "in_domain", "domain_note", "mu", "gap", "cv"]
+    ]
     assert len(frame) == len(MIXED)
     assert frame["valid"].tolist() == [valid for _, valid, _ in MIXED]
     assert frame["in_domain"].tolist() == [in_domain for _, _, in_domain in MIXED]
+    assert (frame["domain_note"] == "").tolist() == (frame["in_domain"] | ~frame["valid"]).tolist()
     assert (frame["error"] == "").tolist() == frame["valid"].tolist()
     assert frame.loc[frame["valid"], predictor.targets].notna().all().all()
     assert frame.loc[~frame["valid"], predictor.targets].isna().all().all()

@@ -9,8 +9,7 @@ import torch
 
 from molmtl import balancing, featurizers
 from molmtl.models import build_model
-from molmtl.training import train
-from molmtl.training.trainer import train_epoch
+from molmtl.training import train, train_epoch
 
 pytestmark = [
     pytest.mark.gpu,

@@ -10,8 +10,7 @@ import torch
 from molmtl import balancing
 from molmtl.data import PackedGraphs
 from molmtl.models import build_model, load_model
-from molmtl.training import ConfigError, evaluate, train
-from molmtl.training.trainer import train_step
+from molmtl.training import ConfigError, evaluate, train, train_step
 
 
 def _metrics(run_dir) -> list[dict[str, str]]:
@@ -176,7 +175,7 @@ def test_compiled_model_trains(make_config):
 
 @pytest.mark.parametrize("split", ["random", "scaffold"])
 def test_subset_split_indexes_the_loaded_dataset(make_config, split):
-    from molmtl.training._data import load_dataset, make_split
+    from molmtl.training import load_dataset, make_split
 
     config = make_config(split=split, n_molecules=60)
     dataset = load_dataset(config)

@@ -1,20 +1,68 @@
-"""Helpers shared by the gradient aggregators: the masked Gram matrix, host-side solves on it,
-and seeded random task orders.
+"""What the Gram-matrix aggregators share: their base class, the masked Gram matrix, host-side
+solves on it, and seeded random task orders.
 
-Every aggregator here reduces the ``[T, P]`` gradient matrix to its ``[T, T]`` Gram matrix once
-(``O(T^2 P)``, one pass over the gradients) and then works on that small matrix alone, tracking
-the update as a linear combination of the task gradients; the only other pass over the
-gradients is the final ``weights @ grads``.
+Every :class:`GramianWeightedAggregator` reduces the ``[T, P]`` gradient matrix to its ``[T, T]``
+Gram matrix once (``O(T^2 P)``, one pass over the gradients) and then works on that small matrix
+alone, tracking the update as a linear combination of the task gradients; the only other pass
+over the gradients is the final ``weights @ grads``.
 """
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
+
+from molmtl.balancing._base import Aggregator
+
+
+class GramianWeightedAggregator(Aggregator):
+    """An aggregator whose weights depend on the gradients only through their Gram matrix.
+
+    The base computes the ``[T, T]`` Gram matrix ``grads @ grads.T`` of the present tasks once
+    (:func:`masked_gram`) and hands it to :meth:`gramian_weights`; the update is
+    ``weights @ grads``. Stateful methods (random task orders, moving targets, reused solutions)
+    also override :meth:`_advance`, the training step that moves their state on;
+    :meth:`gramian_weights` must leave the state as it is.
+    """
+
+    def weights(self, grads: Tensor, losses: Tensor, mask: Tensor) -> Tensor:
+        gram = masked_gram(grads, mask)
+        return self.gramian_weights(gram, losses, mask, grads_dtype=grads.dtype).to(grads.dtype)
+
+    def aggregate(self, grads: Tensor, losses: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+        gram = masked_gram(grads, mask)
+        weights = self._advance(gram, losses, mask, grads_dtype=grads.dtype).to(grads.dtype)
+        return weights @ grads, weights
+
+    @abstractmethod
+    def gramian_weights(
+        self, gram: Tensor, losses: Tensor, mask: Tensor, *, grads_dtype: torch.dtype
+    ) -> Tensor:
+        """Per-task coefficients from the Gram matrix, without side effects.
+
+        Args:
+            gram: ``[T, T]`` float64 Gram matrix of the gradients, 0 in the rows and columns of
+                absent tasks (see :func:`masked_gram`).
+            losses: ``[T]`` the task losses (see :meth:`Aggregator.weights`).
+            mask: ``[T]`` bool, True for tasks with labels in this batch.
+            grads_dtype: the gradients' dtype, whose rounding level the products in ``gram``
+                have (for rank tolerances).
+
+        Returns:
+            ``[T]`` coefficients (any floating dtype; cast to ``grads_dtype`` by the caller),
+            0 where ``mask`` is False.
+        """
+
+    def _advance(
+        self, gram: Tensor, losses: Tensor, mask: Tensor, *, grads_dtype: torch.dtype
+    ) -> Tensor:
+        """The coefficients of a training step, moving the method's state on (if it has one)."""
+        return self.gramian_weights(gram, losses, mask, grads_dtype=grads_dtype)
 
 
 def masked_gram(grads: Tensor, mask: Tensor) -> Tensor:
@@ -144,11 +192,19 @@ class TaskOrders:
 
     def draw(self, n_tasks: int, device: torch.device, *, include_self: bool) -> Tensor:
         """``[T, T]`` (``include_self``) or ``[T, T-1]`` long: row ``i`` is task ``i``'s order."""
-        keys = torch.rand(n_tasks, n_tasks, generator=self._generator_on(device), device=device)
-        if include_self:
-            return keys.argsort(dim=1)
-        keys.fill_diagonal_(2.0)  # sorts each task itself last, then drops it
-        return keys.argsort(dim=1)[:, :-1]
+        return _orders(self._generator_on(device), n_tasks, device, include_self)
+
+    def peek(self, n_tasks: int, device: torch.device, *, include_self: bool) -> Tensor:
+        """The orders the next :meth:`draw` will return, leaving the generator as it is."""
+        state = self._pending_state
+        if state is None and self._generator is not None and self._generator.device == device:
+            state = self._generator.get_state()
+        generator = torch.Generator(device=device)
+        if state is None:
+            generator.manual_seed(self.seed)
+        else:
+            generator.set_state(state)
+        return _orders(generator, n_tasks, device, include_self)
 
     def _generator_on(self, device: torch.device) -> torch.Generator:
         if self._generator is None or self._generator.device != device:
@@ -172,3 +228,14 @@ class TaskOrders:
         self.seed = int(state["seed"])
         self._generator = None
         self._pending_state = state.get("rng_state")
+
+
+def _orders(
+    generator: torch.Generator, n_tasks: int, device: torch.device, include_self: bool
+) -> Tensor:
+    """Random visiting orders from ``generator``; see :meth:`TaskOrders.draw`."""
+    keys = torch.rand(n_tasks, n_tasks, generator=generator, device=device)
+    if include_self:
+        return keys.argsort(dim=1)
+    keys.fill_diagonal_(2.0)  # sorts each task itself last, then drops it
+    return keys.argsort(dim=1)[:, :-1]

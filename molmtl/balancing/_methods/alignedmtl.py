@@ -7,8 +7,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from molmtl.balancing._base import Aggregator
-from molmtl.balancing._methods._gram import masked_gram
+from molmtl.balancing._methods._gram import GramianWeightedAggregator
 
 
 def _smallest(eigenvalues: Tensor, kept: Tensor) -> Tensor:
@@ -31,7 +30,7 @@ _SCALE_MODES: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
 }
 
 
-class AlignedMTL(Aggregator):
+class AlignedMTL(GramianWeightedAggregator):
     """Aligned-MTL: align the principal components of the gradient matrix.
 
     Senushkin et al., "Independent Component Alignment for Multi-Task Learning", CVPR 2023.
@@ -58,14 +57,15 @@ class AlignedMTL(Aggregator):
             )
         self.scale_mode = scale_mode
 
-    def weights(self, grads: Tensor, losses: Tensor, mask: Tensor) -> Tensor:
-        gram = masked_gram(grads, mask)
+    def gramian_weights(
+        self, gram: Tensor, losses: Tensor, mask: Tensor, *, grads_dtype: torch.dtype
+    ) -> Tensor:
         eigenvalues, eigenvectors = torch.linalg.eigh(gram)
-        tolerance = eigenvalues.amax() * gram.shape[0] * torch.finfo(grads.dtype).eps
+        tolerance = eigenvalues.amax() * gram.shape[0] * torch.finfo(grads_dtype).eps
         kept = eigenvalues > tolerance
         target_scale = _SCALE_MODES[self.scale_mode](eigenvalues, kept).sqrt()
         # where() keeps the dropped directions at exactly 0 (no 0 * inf).
         safe = torch.where(kept, eigenvalues, 1.0)
         rescaling = torch.where(kept, target_scale / safe.sqrt(), 0.0)
         balance = (eigenvectors * rescaling) @ eigenvectors.T
-        return (balance.sum(dim=1) * mask).to(grads.dtype)
+        return balance.sum(dim=1) * mask

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import numpy as np
+import torch
 from torch import Tensor
 
-from molmtl.balancing._base import Aggregator
-from molmtl.balancing._methods._gram import masked_gram, solve_on_host
+from molmtl.balancing._methods._gram import GramianWeightedAggregator, solve_on_host
 
 #: divisor of the update for each ``rescale`` option of the official code (c = ``c``).
 _RESCALES = {0: lambda c: 1.0, 1: lambda c: 1.0 + c**2, 2: lambda c: 1.0 + c}
 
 
-class CAGrad(Aggregator):
+class CAGrad(GramianWeightedAggregator):
     """Conflict-averse gradient descent.
 
     Liu et al., "Conflict-Averse Gradient Descent for Multi-task Learning", NeurIPS 2021.
@@ -42,9 +42,10 @@ class CAGrad(Aggregator):
         self.c = c
         self.rescale = rescale
 
-    def weights(self, grads: Tensor, losses: Tensor, mask: Tensor) -> Tensor:
-        gram = masked_gram(grads, mask)
-        return solve_on_host(gram, mask, self._solve, like=grads)
+    def gramian_weights(
+        self, gram: Tensor, losses: Tensor, mask: Tensor, *, grads_dtype: torch.dtype
+    ) -> Tensor:
+        return solve_on_host(gram, mask, self._solve, like=gram)
 
     def _solve(self, gram: np.ndarray) -> np.ndarray:
         """``[n]`` weights from the ``[n, n]`` Gram matrix of the present tasks."""

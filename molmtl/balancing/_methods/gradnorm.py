@@ -25,7 +25,8 @@ class GradNorm(Aggregator):
     ``L_t(0)`` is task t's loss at the first step where it was labelled. As in LibMTL, the
     gradients are those of all shared parameters (not only the last shared layer). The weights
     are learned here, so the user's optimizer needs nothing special; their Adam state is in
-    ``state_dict``.
+    ``state_dict``. :meth:`aggregate` is the training step; :meth:`weights` gives the weights it
+    would apply, leaving ``z`` and its optimizer as they are.
 
     Args:
         alpha: α, the restoring-force strength (1.5, the paper's value for its regression
@@ -54,27 +55,42 @@ class GradNorm(Aggregator):
         self.optimizer_ = torch.optim.Adam([self.logits_], lr=self.lr)
 
     def weights(self, grads: Tensor, losses: Tensor, mask: Tensor) -> Tensor:
+        """The ``[T]`` weights of this step: those before its update of ``z``."""
         n_tasks = grads.shape[0]
+        logits = self.logits_
+        if logits is None:
+            logits = torch.zeros(n_tasks, device=grads.device, dtype=grads.dtype)
+        return torch.where(mask, _task_weights(logits.detach()), 0.0)
+
+    def aggregate(self, grads: Tensor, losses: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+        """The training step: the ``[P]`` update and ``[T]`` weights, then one Adam step of ``z``."""
         if self.logits_ is None:
-            self._init_state(n_tasks, grads.device, grads.dtype)
+            self._init_state(grads.shape[0], grads.device, grads.dtype)
         self.initial_losses_ = torch.where(
             mask & torch.isnan(self.initial_losses_), losses, self.initial_losses_
         )
         with torch.enable_grad():
-            task_weights = n_tasks * torch.softmax(self.logits_, dim=0)
-            # w_t > 0, so ‖w_t g_t‖ = w_t ‖g_t‖ without forming the [T, P] product.
-            weighted_norms = task_weights * grads.norm(dim=1)
-            n_labelled = mask.sum().clamp(min=1)
-            mean_norm = torch.where(mask, weighted_norms, 0.0).sum() / n_labelled
-            # The 1e-8 keeps a task whose first loss was exactly 0 finite.
-            loss_ratios = torch.where(mask, (losses + 1e-8) / (self.initial_losses_ + 1e-8), 0.0)
-            relative_rates = loss_ratios / (loss_ratios.sum() / n_labelled)
-            targets = (mean_norm * relative_rates**self.alpha).detach()
-            gradnorm_loss = torch.where(mask, (weighted_norms - targets).abs(), 0.0).sum()
+            task_weights = _task_weights(self.logits_)
+            gradnorm_loss = self._gradnorm_loss(task_weights, grads, losses, mask)
             (logits_grad,) = torch.autograd.grad(gradnorm_loss, self.logits_)
         self.logits_.grad = logits_grad
         self.optimizer_.step()
-        return torch.where(mask, task_weights.detach(), 0.0)
+        weights = torch.where(mask, task_weights.detach(), 0.0)
+        return weights @ grads, weights
+
+    def _gradnorm_loss(
+        self, task_weights: Tensor, grads: Tensor, losses: Tensor, mask: Tensor
+    ) -> Tensor:
+        """The 0-d GradNorm loss ``L_grad`` of the ``[T]`` weights for ``grads`` ``[T, P]``."""
+        # w_t > 0, so ‖w_t g_t‖ = w_t ‖g_t‖ without forming the [T, P] product.
+        weighted_norms = task_weights * grads.norm(dim=1)
+        n_labelled = mask.sum().clamp(min=1)
+        mean_norm = torch.where(mask, weighted_norms, 0.0).sum() / n_labelled
+        # The 1e-8 keeps a task whose first loss was exactly 0 finite.
+        loss_ratios = torch.where(mask, (losses + 1e-8) / (self.initial_losses_ + 1e-8), 0.0)
+        relative_rates = loss_ratios / (loss_ratios.sum() / n_labelled)
+        targets = (mean_norm * relative_rates**self.alpha).detach()
+        return torch.where(mask, (weighted_norms - targets).abs(), 0.0).sum()
 
     def state_dict(self) -> dict[str, Any]:
         if self.logits_ is None:
@@ -100,3 +116,8 @@ class GradNorm(Aggregator):
             self.logits_.copy_(logits)
         self.initial_losses_ = state["initial_losses_"].clone()
         self.optimizer_.load_state_dict(state["optimizer_"])
+
+
+def _task_weights(logits: Tensor) -> Tensor:
+    """``[T]`` weights ``T · softmax(z)`` of the ``[T]`` logits ``z``."""
+    return logits.shape[0] * torch.softmax(logits, dim=0)

@@ -7,11 +7,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from molmtl.balancing._base import Aggregator
-from molmtl.balancing._methods._gram import TaskOrders, masked_gram
+from molmtl.balancing._methods._gram import GramianWeightedAggregator, TaskOrders
 
 
-class GradVac(Aggregator):
+class GradVac(GramianWeightedAggregator):
     """Gradient Vaccine: set pairwise gradient similarities to an EMA target.
 
     Wang et al., "Gradient Vaccine: Investigating and Improving Multi-task Optimization in
@@ -30,6 +29,8 @@ class GradVac(Aggregator):
 
     Each ``g_i'`` is tracked as coefficients over the original gradients, so everything runs on
     the ``[T, T]`` Gram matrix with tensor ops only: no host sync, T - 1 sequential steps.
+    A training step (:meth:`aggregate`) draws new orders and stores the new targets;
+    :meth:`weights` gives the same step's weights without either.
 
     Args:
         beta: EMA rate of the targets (default 0.5, as LibMTL).
@@ -50,11 +51,27 @@ class GradVac(Aggregator):
         self._orders = TaskOrders(seed)
         self.target_similarity_: Tensor | None = None
 
-    def weights(self, grads: Tensor, losses: Tensor, mask: Tensor) -> Tensor:
-        gram = masked_gram(grads, mask)
+    def gramian_weights(
+        self, gram: Tensor, losses: Tensor, mask: Tensor, *, grads_dtype: torch.dtype
+    ) -> Tensor:
+        targets = self._targets(gram.shape[0], gram.device)
+        orders = self._orders.peek(gram.shape[0], gram.device, include_self=False)
+        return self._vaccinate(gram, mask, orders, targets)[0]
+
+    def _advance(
+        self, gram: Tensor, losses: Tensor, mask: Tensor, *, grads_dtype: torch.dtype
+    ) -> Tensor:
+        targets = self._targets(gram.shape[0], gram.device)
+        orders = self._orders.draw(gram.shape[0], gram.device, include_self=False)
+        weights, self.target_similarity_ = self._vaccinate(gram, mask, orders, targets)
+        return weights
+
+    def _vaccinate(
+        self, gram: Tensor, mask: Tensor, orders: Tensor, targets: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """``[T]`` weights and the updated ``[T, T]`` targets, from the ``[T, T]`` Gram matrix,
+        the ``[T, T-1]`` task orders and the ``[T, T]`` targets before the step."""
         n_tasks = gram.shape[0]
-        targets = self._targets(n_tasks, gram.device)
-        orders = self._orders.draw(n_tasks, gram.device, include_self=False)
         norms = gram.diagonal().sqrt()
         pair_present = mask[:, None] & mask[None, :]
         coefficients = torch.diag(mask.to(gram.dtype))
@@ -80,8 +97,7 @@ class GradVac(Aggregator):
             coefficients = coefficients + visited * step[:, None]
             updated = (1 - self.beta) * target + self.beta * similarity
             targets = torch.where(visited & present[:, None], updated[:, None], targets)
-        self.target_similarity_ = targets
-        return coefficients.sum(dim=0).to(grads.dtype)
+        return coefficients.sum(dim=0), targets
 
     def _targets(self, n_tasks: int, device: torch.device) -> Tensor:
         if self.target_similarity_ is None:

@@ -5,11 +5,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from molmtl.balancing._base import Aggregator
-from molmtl.balancing._methods._gram import masked_gram
+from molmtl.balancing._methods._gram import GramianWeightedAggregator
 
 
-class IMTL(Aggregator):
+class IMTL(GramianWeightedAggregator):
     """Impartial multi-task learning, gradient part (IMTL-G).
 
     Liu et al., "Towards Impartial Multi-task Learning", ICLR 2021.
@@ -36,8 +35,9 @@ class IMTL(Aggregator):
     #: ridge added to the cosine matrix (unit diagonal), far below float32 resolution.
     ridge: float = 1e-10
 
-    def weights(self, grads: Tensor, losses: Tensor, mask: Tensor) -> Tensor:
-        gram = masked_gram(grads, mask)
+    def gramian_weights(
+        self, gram: Tensor, losses: Tensor, mask: Tensor, *, grads_dtype: torch.dtype
+    ) -> Tensor:
         norms = gram.diagonal().sqrt()
         usable = mask & (norms > 0)
         inverse_norms = torch.where(usable, 1.0 / torch.where(usable, norms, 1.0), 0.0)
@@ -47,4 +47,4 @@ class IMTL(Aggregator):
         unit_coefficients, _ = torch.linalg.solve_ex(cosines, usable.to(gram.dtype))
         raw = unit_coefficients * inverse_norms
         total = raw.sum()
-        return (raw / torch.where(total != 0, total, 1.0)).to(grads.dtype)
+        return raw / torch.where(total != 0, total, 1.0)

@@ -7,8 +7,11 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from molmtl.balancing._base import Aggregator
-from molmtl.balancing._methods._gram import masked_gram, min_norm_simplex_weights, solve_on_host
+from molmtl.balancing._methods._gram import (
+    GramianWeightedAggregator,
+    min_norm_simplex_weights,
+    solve_on_host,
+)
 
 
 def _unit_scales(gram: Tensor, losses: Tensor) -> Tensor:
@@ -36,7 +39,7 @@ _NORMALIZATIONS: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
 }
 
 
-class MGDA(Aggregator):
+class MGDA(GramianWeightedAggregator):
     """Multiple-gradient descent: the min-norm element of the convex hull of the task gradients.
 
     Sener & Koltun, "Multi-Task Learning as Multi-Objective Optimization", NeurIPS 2018.
@@ -71,16 +74,17 @@ class MGDA(Aggregator):
         self.needs_losses = normalization.startswith("loss")
         self.requires_nonnegative_losses = self.needs_losses
 
-    def weights(self, grads: Tensor, losses: Tensor, mask: Tensor) -> Tensor:
-        gram = masked_gram(grads, mask)
+    def gramian_weights(
+        self, gram: Tensor, losses: Tensor, mask: Tensor, *, grads_dtype: torch.dtype
+    ) -> Tensor:
         scales = _NORMALIZATIONS[self.normalization](gram, losses)
         scales = torch.where(mask & (scales != 0), scales, 1.0)
         gram = gram / (scales[:, None] * scales[None, :])
-        if grads.shape[0] <= 2:
+        if gram.shape[0] <= 2:
             simplex = _min_norm_two_tasks(gram, mask)
         else:
             simplex = solve_on_host(gram, mask, min_norm_simplex_weights, like=gram)
-        return (simplex / scales).to(grads.dtype)
+        return simplex / scales
 
 
 def _min_norm_two_tasks(gram: Tensor, mask: Tensor) -> Tensor:

@@ -8,8 +8,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from molmtl.balancing._base import Aggregator
-from molmtl.balancing._methods._gram import masked_gram, min_norm_simplex_weights, solve_on_host
+from molmtl.balancing._methods._gram import (
+    GramianWeightedAggregator,
+    min_norm_simplex_weights,
+    solve_on_host,
+)
 
 #: the bargaining condition must hold to this relative accuracy, else the solve failed.
 _CONDITION_TOLERANCE = 1e-6
@@ -21,7 +24,7 @@ _NEWTON_STEPS_PER_ROUND = 5
 _NO_AGREEMENT = 1e-12
 
 
-class NashMTL(Aggregator):
+class NashMTL(GramianWeightedAggregator):
     """Multi-task learning as a bargaining game.
 
     Navon et al., "Multi-Task Learning as a Bargaining Game", ICML 2022.
@@ -53,7 +56,8 @@ class NashMTL(Aggregator):
         max_norm: clip the update to this norm; 0 disables clipping (default 1.0).
 
     State: ``alpha_`` ``[T]`` float64 (the last solution, unclipped; None before the first
-    solve) and ``step_`` (the number of calls).
+    solve) and ``step_`` (the number of training steps, :meth:`aggregate` calls; :meth:`weights`
+    gives the next step's weights and changes neither).
     """
 
     def __init__(
@@ -73,19 +77,34 @@ class NashMTL(Aggregator):
         self.alpha_: Tensor | None = None
         self.step_ = 0
 
-    def weights(self, grads: Tensor, losses: Tensor, mask: Tensor) -> Tensor:
-        gram = masked_gram(grads, mask)
-        if self.alpha_ is None or self.step_ % self.update_weights_every == 0:
-            previous = self.alpha_
-            self.alpha_ = solve_on_host(
-                gram, mask, lambda sub_gram: self._solve(sub_gram, previous, mask), like=gram
-            )
+    def gramian_weights(
+        self, gram: Tensor, losses: Tensor, mask: Tensor, *, grads_dtype: torch.dtype
+    ) -> Tensor:
+        return self._clipped(self._next_alpha(gram, mask), gram, mask)
+
+    def _advance(
+        self, gram: Tensor, losses: Tensor, mask: Tensor, *, grads_dtype: torch.dtype
+    ) -> Tensor:
+        self.alpha_ = self._next_alpha(gram, mask)
         self.step_ += 1
-        alpha = self.alpha_ * mask
+        return self._clipped(self.alpha_, gram, mask)
+
+    def _next_alpha(self, gram: Tensor, mask: Tensor) -> Tensor:
+        """``[T]`` float64 bargaining weights of this step: solved anew, or the last ones reused."""
+        if self.alpha_ is not None and self.step_ % self.update_weights_every != 0:
+            return self.alpha_
+        previous = self.alpha_
+        return solve_on_host(
+            gram, mask, lambda sub_gram: self._solve(sub_gram, previous, mask), like=gram
+        )
+
+    def _clipped(self, alpha: Tensor, gram: Tensor, mask: Tensor) -> Tensor:
+        """``alpha`` ``[T]`` of the present tasks, scaled so the update's norm is <= ``max_norm``."""
+        alpha = alpha * mask
         if self.max_norm > 0:
             norm = (alpha @ gram @ alpha).clamp(min=0.0).sqrt()
             alpha = alpha * torch.where(norm > self.max_norm, self.max_norm / norm, 1.0)
-        return alpha.to(grads.dtype)
+        return alpha
 
     def _solve(self, gram: np.ndarray, previous: Tensor | None, mask: Tensor) -> np.ndarray:
         """``[n]`` bargaining weights from the ``[n, n]`` Gram matrix of the present tasks."""

@@ -7,11 +7,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from molmtl.balancing._base import Aggregator
-from molmtl.balancing._methods._gram import TaskOrders, masked_gram
+from molmtl.balancing._methods._gram import GramianWeightedAggregator, TaskOrders
 
 
-class PCGrad(Aggregator):
+class PCGrad(GramianWeightedAggregator):
     """Gradient surgery: remove from each task gradient its conflicting components.
 
     Yu et al., "Gradient Surgery for Multi-Task Learning", NeurIPS 2020.
@@ -24,7 +23,9 @@ class PCGrad(Aggregator):
 
     Each ``g_i'`` is tracked as coefficients over the original gradients, so everything runs on
     the ``[T, T]`` Gram matrix with tensor ops only: no host sync, T sequential steps.
-    Zero gradients are never projected on (no division by zero).
+    Zero gradients are never projected on (no division by zero). Each training step
+    (:meth:`aggregate`) draws new orders; :meth:`weights` uses the orders the next step will
+    draw, without drawing them.
 
     Args:
         seed: seed of the task orders; None (default) draws it from torch's global RNG. The
@@ -34,26 +35,38 @@ class PCGrad(Aggregator):
     def __init__(self, *, seed: int | None = None) -> None:
         self._orders = TaskOrders(seed)
 
-    def weights(self, grads: Tensor, losses: Tensor, mask: Tensor) -> Tensor:
-        gram = masked_gram(grads, mask)
-        n_tasks = gram.shape[0]
-        orders = self._orders.draw(n_tasks, gram.device, include_self=True)
-        squared_norms = gram.diagonal()
-        safe_squared_norms = torch.where(squared_norms > 0, squared_norms, 1.0)
-        # Row i holds g_i' as coefficients over the original gradients; absent tasks stay 0.
-        coefficients = torch.diag(mask.to(gram.dtype))
-        task_ids = torch.arange(n_tasks, device=gram.device)
-        for position in range(n_tasks):
-            partners = orders[:, position]
-            # One-hot [T, T] of each row's partner: scatter by arithmetic, safe from host syncs.
-            visited = (partners[:, None] == task_ids).to(gram.dtype)
-            dots = (coefficients * gram[partners]).sum(dim=1)  # g_i' . g_partner(i)
-            shifts = dots.clamp(max=0.0) / safe_squared_norms[partners]
-            coefficients = coefficients - visited * shifts[:, None]
-        return coefficients.sum(dim=0).to(grads.dtype)
+    def gramian_weights(
+        self, gram: Tensor, losses: Tensor, mask: Tensor, *, grads_dtype: torch.dtype
+    ) -> Tensor:
+        orders = self._orders.peek(gram.shape[0], gram.device, include_self=True)
+        return _project_conflicts(gram, mask, orders)
+
+    def _advance(
+        self, gram: Tensor, losses: Tensor, mask: Tensor, *, grads_dtype: torch.dtype
+    ) -> Tensor:
+        orders = self._orders.draw(gram.shape[0], gram.device, include_self=True)
+        return _project_conflicts(gram, mask, orders)
 
     def state_dict(self) -> dict[str, Any]:
         return {"orders": self._orders.state_dict()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self._orders.load_state_dict(state["orders"])
+
+
+def _project_conflicts(gram: Tensor, mask: Tensor, orders: Tensor) -> Tensor:
+    """``[T]`` PCGrad weights from the ``[T, T]`` Gram matrix and the ``[T, T]`` task orders."""
+    n_tasks = gram.shape[0]
+    squared_norms = gram.diagonal()
+    safe_squared_norms = torch.where(squared_norms > 0, squared_norms, 1.0)
+    # Row i holds g_i' as coefficients over the original gradients; absent tasks stay 0.
+    coefficients = torch.diag(mask.to(gram.dtype))
+    task_ids = torch.arange(n_tasks, device=gram.device)
+    for position in range(n_tasks):
+        partners = orders[:, position]
+        # One-hot [T, T] of each row's partner: scatter by arithmetic, safe from host syncs.
+        visited = (partners[:, None] == task_ids).to(gram.dtype)
+        dots = (coefficients * gram[partners]).sum(dim=1)  # g_i' . g_partner(i)
+        shifts = dots.clamp(max=0.0) / safe_squared_norms[partners]
+        coefficients = coefficients - visited * shifts[:, None]
+    return coefficients.sum(dim=0)

@@ -1,11 +1,14 @@
-"""PackedGraphs against PyG's Batch on the same graphs."""
+"""PackedGraphs (molmtl.graphs) against PyG's Batch on the same graphs."""
+
+import subprocess
+import sys
 
 import pytest
 import torch
 from torch_geometric.data import Batch, Data
 
 from molmtl import featurizers
-from molmtl.data import PackedGraphs
+from molmtl.graphs import PackedGraphs
 from tests.featurizers.molecule_sets import DIVERSE_SMILES
 
 
@@ -109,3 +112,21 @@ def test_batch_on_cuda_matches_cpu():
     index = torch.tensor([3, 1, 4, 1, 5])
     cpu, gpu = packed.batch(index), packed.to("cuda").batch(index)
     assert torch.equal(cpu.x, gpu.x.cpu()) and torch.equal(cpu.edge_index, gpu.edge_index.cpu())
+
+
+def test_graphs_is_a_leaf_module():
+    # Featurizers, data and nn all import these containers, so they must import nothing of molmtl.
+    code = (
+        "import sys, molmtl.graphs;"
+        "loaded = sorted(m for m in sys.modules if m.startswith('molmtl'));"
+        "assert loaded == ['molmtl', 'molmtl._version', 'molmtl.graphs'], loaded"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_data_re_exports_the_containers():
+    import molmtl.data
+    import molmtl.graphs
+
+    assert molmtl.data.PackedGraphs is molmtl.graphs.PackedGraphs
+    assert molmtl.data.GraphBatch is molmtl.graphs.GraphBatch

@@ -1,7 +1,10 @@
-"""PackedGraphs: every graph of a dataset in a few concatenated tensors, and GraphBatch.
+"""The graph containers every layer shares: PackedGraphs (a dataset's graphs) and GraphBatch.
 
 Storing graphs packed (instead of a list of PyG ``Data``) makes a mini-batch a handful of
 gathers on the tensors' device, with no Python loop over molecules.
+
+This module imports nothing else of molmtl: featurizers build these containers, the data layer
+stores them, encoders read them, so they sit below all of those (as PyG's ``Data`` does).
 """
 
 from __future__ import annotations
@@ -261,6 +264,7 @@ class PackedGraphs:
 
     @classmethod
     def from_state_dict(cls, state: dict[str, Tensor]) -> PackedGraphs:
+        """The graphs of a :meth:`state_dict`; raises ``ValueError`` for another format version."""
         version = int(state.get("format_version", torch.tensor(-1)))
         if version != FORMAT_VERSION:
             raise ValueError(
@@ -276,10 +280,12 @@ class PackedGraphs:
         )
 
     def save(self, path: str | Path) -> None:
+        """Write :meth:`state_dict` (moved to the CPU) to ``path`` with ``torch.save``."""
         torch.save({k: v.cpu() for k, v in self.state_dict().items()}, path)
 
     @classmethod
     def load(
         cls, path: str | Path, map_location: str | torch.device | None = "cpu"
     ) -> PackedGraphs:
+        """Read graphs written by :meth:`save`, tensors placed on ``map_location``."""
         return cls.from_state_dict(torch.load(path, map_location=map_location, weights_only=True))

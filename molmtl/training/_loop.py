@@ -1,0 +1,135 @@
+"""One optimization step and one epoch, on the device, with no host sync per step."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import torch
+from torch import Tensor
+
+from molmtl.training.metrics import masked_mse
+
+if TYPE_CHECKING:
+    from molmtl.balancing import Balancer
+    from molmtl.graphs import GraphBatch, PackedGraphs
+
+
+@dataclass
+class EpochMeans:
+    """Per-task means of one epoch, ``[T]`` each (on the device until :meth:`cpu`)."""
+
+    loss: Tensor  # mean training loss over the steps where the task was labelled
+    weight: Tensor  # mean task weight the balancer applied
+    grad_norm: Tensor  # mean norm of the task's shared gradient (NaN if not formed)
+    labelled_steps: Tensor  # steps where the task had labels
+
+    def stacked(self) -> Tensor:
+        """``[4, T]``, for a single device-to-host copy together with other results."""
+        return torch.stack([self.loss, self.weight, self.grad_norm, self.labelled_steps])
+
+    @classmethod
+    def unstack(cls, stacked: Tensor) -> EpochMeans:
+        return cls(*stacked)
+
+
+@dataclass
+class EpochSums:
+    """Running sums of one epoch, on the device. ``[T]`` each."""
+
+    loss: Tensor
+    labelled_steps: Tensor
+    weights: Tensor
+    grad_norms: Tensor
+    steps: int = 0
+
+    @classmethod
+    def zeros(cls, n_tasks: int, device: torch.device) -> EpochSums:
+        return cls(*(torch.zeros(n_tasks, device=device) for _ in range(4)))
+
+    def add(self, losses: Tensor, mask: Tensor, diagnostics: dict[str, Tensor]) -> None:
+        self.loss += losses.detach() * mask
+        self.labelled_steps += mask
+        self.weights += diagnostics["weights"].detach().float()
+        self.grad_norms += diagnostics["grad_norms"].detach().float()
+        self.steps += 1
+
+    def means(self) -> EpochMeans:
+        steps = max(self.steps, 1)
+        return EpochMeans(
+            loss=self.loss / self.labelled_steps,
+            weight=self.weights / steps,
+            grad_norm=self.grad_norms / steps,
+            labelled_steps=self.labelled_steps,
+        )
+
+
+def train_step(
+    forward: Callable[[GraphBatch], Tensor],
+    balancer: Balancer,
+    optimizer: torch.optim.Optimizer,
+    batch: GraphBatch,
+    targets: Tensor,
+    autocast: AbstractContextManager | None = None,
+) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
+    """One optimization step; nothing is read back to the host.
+
+    Args:
+        forward: the model (possibly compiled): batch → ``[B, T]`` standardized predictions.
+        balancer: turns the per-task losses into gradients.
+        targets: ``[B, T]`` standardized labels, NaN = missing.
+        autocast: e.g. a bf16 ``torch.autocast`` context for the forward pass, or None.
+
+    Returns:
+        ``losses [T]`` (detached), ``mask [T]`` (tasks labelled in the batch) and the
+        balancer's diagnostics.
+    """
+    optimizer.zero_grad(set_to_none=True)
+    with autocast or nullcontext():
+        prediction = forward(batch)
+    losses, mask = masked_mse(prediction.float(), targets)
+    diagnostics = balancer.backward(losses, mask)
+    optimizer.step()
+    return losses.detach(), mask, diagnostics
+
+
+def train_epoch(
+    forward: Callable[[GraphBatch], Tensor],
+    balancer: Balancer,
+    optimizer: torch.optim.Optimizer,
+    graphs: PackedGraphs,
+    targets: Tensor,
+    order: Tensor,
+    *,
+    batch_size: int,
+    autocast: AbstractContextManager | None = None,
+) -> EpochSums:
+    """One pass over the molecules ``order`` in mini-batches built on the device.
+
+    Args:
+        graphs: the dataset's graphs, already on the device.
+        targets: ``[G, T]`` standardized labels on the device (NaN = missing).
+        order: ``[N]`` CPU long tensor, the (shuffled) training molecules.
+
+    Returns:
+        The epoch's running sums, still on the device.
+    """
+    sums = EpochSums.zeros(targets.shape[1], targets.device)
+    for device_batch, batch in graphs.batches(order, batch_size):
+        losses, mask, diagnostics = train_step(
+            forward, balancer, optimizer, batch, targets[device_batch], autocast
+        )
+        sums.add(losses, mask, diagnostics)
+    return sums
+
+
+def compile_model(model: torch.nn.Module) -> Callable[[GraphBatch], Tensor]:
+    """``torch.compile`` with dynamic shapes (batches differ in size)."""
+    import torch._functorch.config
+
+    # gradient balancers differentiate the losses several times (retain_graph=True), which
+    # compiled backward graphs with donated buffers refuse
+    torch._functorch.config.donated_buffer = False
+    return torch.compile(model, dynamic=True)
