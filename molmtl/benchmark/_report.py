@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from molmtl.benchmark._plots import plot_benchmark
 from molmtl.benchmark._protocols import Protocol, get_protocol
 from molmtl.benchmark._runner import RUN_RECORD_FILE, read_manifest
 from molmtl.rundir import METRICS_FILE, TEST_METRICS_FILE, atomic_write_text
@@ -153,8 +154,6 @@ def write_report(out: str | os.PathLike, protocol: str | Protocol | None = None)
         atomic_write_text(paths[name], frame.to_csv(index=False))
     paths["table"] = out / "table.md"
     atomic_write_text(paths["table"], markdown_table(protocol, manifest, summary, results, stl))
-    from molmtl.benchmark._plots import plot_benchmark
-
     paths.update(plot_benchmark(out, summary, delta_m_per_run(results, stl)))
     return paths
 

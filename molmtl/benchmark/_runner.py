@@ -21,9 +21,11 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
+from molmtl._version import __version__
 from molmtl.benchmark._protocols import Protocol, get_protocol
+from molmtl.data import QM9_DEFAULT_TASKS
 from molmtl.rundir import RunDir, atomic_write_text
-from molmtl.training.config import TrainConfig
+from molmtl.training import TrainConfig, load_dataset, train
 
 MANIFEST_FILE = "benchmark.json"
 #: written into a run directory once its run has finished (wall time, peak memory)
@@ -61,8 +63,6 @@ def default_targets(settings: dict[str, Any]) -> list[str]:
     """The targets every run of the protocol predicts (QM9's 11 benchmark tasks by default)."""
     if settings.get("targets"):
         return list(settings["targets"])
-    from molmtl.data import QM9_DEFAULT_TASKS
-
     return list(QM9_DEFAULT_TASKS)
 
 
@@ -176,8 +176,6 @@ def execute_run(config_values: dict[str, Any], threads: int) -> dict[str, Any]:
     """
     import torch
 
-    from molmtl.training import train
-
     torch.set_num_threads(threads)
     config = TrainConfig.from_dict(config_values)
     run_dir = RunDir(config.out)
@@ -210,8 +208,6 @@ def _peak_memory(device: str) -> dict[str, Any]:
 
 def _warm_cache(config: TrainConfig) -> None:
     """Featurize once here, so parallel runs read the cache instead of racing to write it."""
-    from molmtl.training._data import load_dataset
-
     load_dataset(config)
 
 
@@ -242,8 +238,6 @@ def _write_manifest(out: Path, protocol: Protocol, settings: dict[str, Any]) -> 
                 f"{stored.get('settings')}; this one is {identity['protocol']!r} with "
                 f"{identity['settings']}: use another --out"
             )
-    from molmtl._version import __version__
-
     manifest = {
         **identity,
         "machine": {

@@ -21,7 +21,9 @@ from typing import Any
 
 import numpy as np
 import torch
+from rdkit import __version__ as rdkit_version
 
+import molmtl.featurizers
 from molmtl.featurizers import FeaturizedBatch, MoleculeFacts
 from molmtl.graphs import PackedGraphs
 
@@ -47,10 +49,6 @@ def text_checksum(texts: list[str]) -> str:
 @functools.cache
 def featurizer_code_fingerprint() -> str:
     """SHA-256 of the featurizer package's source files and RDKit's version."""
-    from rdkit import __version__ as rdkit_version
-
-    import molmtl.featurizers
-
     digest = hashlib.sha256(rdkit_version.encode())
     for path in sorted(Path(molmtl.featurizers.__file__).parent.glob("*.py")):
         digest.update(path.name.encode())

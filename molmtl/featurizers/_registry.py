@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from molmtl.featurizers._base import Featurizer, FeaturizerSpecError
+from molmtl.featurizers.features import markdown_table
 from molmtl.registry import Registry
 
 #: featurizer name → class; a featurizer module registers itself with ``@register("name")``
@@ -71,8 +72,6 @@ def from_spec(spec: dict[str, Any]) -> Featurizer:
 
 def feature_tables() -> str:
     """Markdown tables of every registered featurizer's node and edge features (for docs/data.md)."""
-    from molmtl.featurizers.features import markdown_table
-
     sections = []
     for name in available():
         featurizer = get(name)

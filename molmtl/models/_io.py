@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from molmtl._version import __version__
+from molmtl.featurizers import FeaturizerSpecError, from_spec
 from molmtl.models._model import MultiTaskModel, build_model
 from molmtl.rundir import (
     CONFIG_FILE,
@@ -130,8 +131,6 @@ def read_config(run_dir: Path) -> dict[str, Any]:
 
 
 def _check_featurizer(config: dict[str, Any]) -> None:
-    from molmtl.featurizers import FeaturizerSpecError, from_spec
-
     try:
         from_spec(config["featurizer"])
     except FeaturizerSpecError as error:

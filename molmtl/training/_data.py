@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
+from molmtl import data
+from molmtl.data import MoleculeDataset, Split
 from molmtl.training.config import SPLITS, ConfigError, TrainConfig
-
-if TYPE_CHECKING:
-    from molmtl.data import MoleculeDataset, Split
 
 
 def load_dataset(config: TrainConfig) -> MoleculeDataset:
     """The dataset the config names, featurized with its featurizer."""
-    from molmtl import data
-
     if config.dataset == "qm9":
         return data.load_qm9(
             config.data,
@@ -35,21 +32,15 @@ def load_dataset(config: TrainConfig) -> MoleculeDataset:
 
 
 def benchmark_split(smiles: list[str], config: TrainConfig) -> Split:
-    from molmtl.data import qm9_benchmark_split
-
-    return qm9_benchmark_split(len(smiles), config.seed)
+    return data.qm9_benchmark_split(len(smiles), config.seed)
 
 
 def random_split(smiles: list[str], config: TrainConfig) -> Split:
-    from molmtl.data import random_split
-
-    return random_split(len(smiles), config.split_fractions, config.seed)
+    return data.random_split(len(smiles), config.split_fractions, config.seed)
 
 
 def scaffold_split(smiles: list[str], config: TrainConfig) -> Split:
-    from molmtl.data import scaffold_split
-
-    return scaffold_split(smiles, config.split_fractions, config.seed)
+    return data.scaffold_split(smiles, config.split_fractions, config.seed)
 
 
 def make_split(config: TrainConfig, dataset: MoleculeDataset) -> Split:

@@ -19,6 +19,7 @@ from typing import Any
 from molmtl.balancing import available as available_balancers
 from molmtl.nn import available_encoders
 from molmtl.registry import Registry
+from molmtl.rundir import RunDir, RunDirError
 
 #: ``TrainConfig.split`` → function of (SMILES, config) giving the split (imported on use)
 SPLITS: Registry = Registry("split")
@@ -141,8 +142,6 @@ class TrainConfig:
     def from_run(cls, out: str | Path, overrides: dict[str, Any] | None = None) -> TrainConfig:
         """The settings stored in the run directory ``out``, with ``overrides`` (None values
         skipped): what ``train(config, resume=True)`` takes to continue that run."""
-        from molmtl.rundir import RunDir, RunDirError
-
         try:
             stored = RunDir(out).read_train_settings()
         except RunDirError as error:
