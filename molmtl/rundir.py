@@ -79,7 +79,10 @@ def atomic_torch_save(obj: Any, path: Path) -> None:
 
     temporary = _temporary(Path(path))
     try:
-        torch.save(obj, temporary)
+        # through a file object, so the archive's inner folder is "archive" whatever the
+        # temporary's name: the same tensors give the same bytes (and checksum)
+        with open(temporary, "wb") as file:
+            torch.save(obj, file)
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
