@@ -11,9 +11,10 @@ parameters:
 * ``cos(update, g)``: cosine between the shared gradient the optimizer received and the
   current batch's plain DB-MTL direction ``Σ_t α_t g_t`` (how stale the direction is);
 
-and the validation score (mean normalized MAE) per epoch. A last setting trains beta = 0.9
-with the learning rate divided by the measured step ratio, to test whether the larger
-effective step explains the loss.
+and the validation score (mean normalized MAE) per epoch. Then two tests of the causes:
+beta = 0.9 with the learning rate divided by the measured step ratio (is it the larger
+effective step?), and beta = 0.9 and beta = 0 with Adam's own momentum off (beta1 = 0: is it
+the smoothing stacked on Adam's momentum, two moving averages in series?).
 
     python scripts/bench_dbmtl_beta.py --data ../shared/data/qm9 --n-molecules 10000 --epochs 10
 """
@@ -39,6 +40,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument(
+        "--momentum-only", action="store_true", help="run only the two Adam beta1 = 0 settings"
+    )
     return parser.parse_args()
 
 
@@ -124,6 +128,16 @@ def summarize(name: str, series: dict[str, list[float]]) -> float:
     return statistics.median(steps)
 
 
+def with_adam_beta1(run, beta1: float):
+    """Replace the run's Adam (and its scheduler) by one with momentum ``beta1``."""
+    config = run.config
+    run.optimizer = torch.optim.Adam(run.model.parameters(), lr=config.lr, betas=(beta1, 0.999))
+    run.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        run.optimizer, factor=config.lr_factor, patience=config.lr_patience, min_lr=config.min_lr
+    )
+    return run
+
+
 def main() -> None:
     from molmtl.training import prepare_run
 
@@ -132,16 +146,28 @@ def main() -> None:
     print(
         f"qm9-quick model, DB-MTL, {args.n_molecules} molecules, {args.epochs} epochs, lr {args.lr}"
     )
-    ratios = {}
     with tempfile.TemporaryDirectory() as scratch:
-        for beta in (0.0, 0.9):
-            run = prepare_run(config_for(args, beta, args.lr, f"{scratch}/b{beta}"))
-            ratios[beta] = summarize(f"beta={beta}, lr={args.lr:g}", train_and_measure(run))
-        scale = ratios[0.0] / ratios[0.9]
-        print(f"effective-step ratio beta=0.9 / beta=0: {1 / scale:.2f}x")
-        lr = args.lr * scale
-        run = prepare_run(config_for(args, 0.9, lr, f"{scratch}/scaled"))
-        summarize(f"beta=0.9, lr={lr:.2g} (scaled)", train_and_measure(run))
+        if not args.momentum_only:
+            step_size_test(args, scratch)
+        # the smoothing is a second momentum in series with Adam's: without Adam's, one remains
+        for beta in (0.9, 0.0):
+            run = prepare_run(config_for(args, beta, args.lr, f"{scratch}/m{beta}"))
+            summarize(f"beta={beta}, Adam beta1=0", train_and_measure(with_adam_beta1(run, 0.0)))
+
+
+def step_size_test(args: argparse.Namespace, scratch: str) -> None:
+    """beta = 0 and 0.9 at the same lr, then beta = 0.9 at the lr scaled by their step ratio."""
+    from molmtl.training import prepare_run
+
+    ratios = {}
+    for beta in (0.0, 0.9):
+        run = prepare_run(config_for(args, beta, args.lr, f"{scratch}/b{beta}"))
+        ratios[beta] = summarize(f"beta={beta}, lr={args.lr:g}", train_and_measure(run))
+    scale = ratios[0.0] / ratios[0.9]
+    print(f"effective-step ratio beta=0.9 / beta=0: {1 / scale:.2f}x")
+    lr = args.lr * scale
+    run = prepare_run(config_for(args, 0.9, lr, f"{scratch}/scaled"))
+    summarize(f"beta=0.9, lr={lr:.2g} (scaled)", train_and_measure(run))
 
 
 if __name__ == "__main__":
