@@ -13,6 +13,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "molmtl"
 LAYERS = {
     "_version": 0,
     "_device": 0,
+    "_threads": 0,
     "registry": 0,
     "rundir": 0,
     "graphs": 0,

@@ -21,6 +21,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
+from molmtl._threads import resolve_threads
 from molmtl._version import __version__
 from molmtl.benchmark._protocols import Protocol, get_protocol
 from molmtl.data import QM9_DEFAULT_TASKS
@@ -115,7 +116,7 @@ def run_benchmark(
     methods: Sequence[str] | None = None,
     seeds: Sequence[int] | None = None,
     jobs: int = 1,
-    threads: int | None = None,
+    threads: int | str | None = None,
     settings: dict[str, Any] | None = None,
     log: Callable[[str], None] | None = None,
 ) -> list[PlannedRun]:
@@ -125,7 +126,8 @@ def run_benchmark(
         protocol: a name from :data:`PROTOCOLS` or a :class:`Protocol`.
         out: the benchmark directory; ``out/runs/`` holds one run directory per run.
         jobs: runs at a time, each in its own process.
-        threads: torch threads per run (default: the CPU count divided by ``jobs``).
+        threads: torch threads per run, a number or ``"auto"`` (default: ``$MOLMTL_THREADS``,
+            else the free cores divided by ``jobs``; see :mod:`molmtl._threads`).
         settings: TrainConfig fields replacing the protocol's, recorded in the manifest; a
             benchmark directory refuses to continue with other settings.
         log: where progress lines go (default: stderr).
@@ -135,7 +137,7 @@ def run_benchmark(
     log = log or (lambda line: print(line, file=sys.stderr, flush=True))
     if jobs < 1:
         raise BenchmarkError(f"jobs must be >= 1, got {jobs}")
-    threads = threads or max(1, (os.cpu_count() or 1) // jobs)
+    threads = resolve_threads(threads, jobs=jobs)
     _write_manifest(out, protocol, settings or {})
     runs = plan_runs(protocol, out, methods=methods, seeds=seeds, settings=settings)
     for run in runs:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from molmtl._threads import threads_argument
+
 
 def _names(text: str) -> list[str]:
     return [name for name in text.split(",") if name]
@@ -30,7 +32,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--seeds", type=_seeds, help="comma-separated seeds (default: the protocol's)"
     )
     parser.add_argument("--jobs", type=int, default=1, help="runs at a time (default 1)")
-    parser.add_argument("--threads", type=int, help="torch threads per run (default: CPUs / jobs)")
+    parser.add_argument(
+        "--threads",
+        type=threads_argument,
+        help="torch threads per run: a number or auto (default: the free cores divided by --jobs)",
+    )
     parser.add_argument("--data", help="QM9 data folder or file (default: the usual lookup)")
     parser.add_argument("--device", help="auto, cpu, cuda ... (default: the protocol's, auto)")
     parser.add_argument(

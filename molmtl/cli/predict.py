@@ -12,6 +12,8 @@ import os
 import sys
 from typing import TYPE_CHECKING
 
+from molmtl._threads import configure_threads, threads_argument
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -72,9 +74,9 @@ def _add_resource_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--threads",
-        type=_positive_int,
+        type=threads_argument,
         default=None,
-        help="CPU threads for the model (default: torch's)",
+        help="CPU threads: a number or auto (default: $MOLMTL_THREADS, else auto: the free cores)",
     )
     parser.add_argument(
         "--n-jobs",
@@ -109,10 +111,7 @@ def run(args: argparse.Namespace) -> int:
     from molmtl.models import RunDirError
     from molmtl.predict import Predictor, PredictorError
 
-    if args.threads is not None:
-        import torch
-
-        torch.set_num_threads(args.threads)
+    configure_threads(args.threads)
     failures = (
         RunDirError,
         FeaturizerSpecError,

@@ -10,6 +10,8 @@ import argparse
 import json
 import sys
 
+from molmtl._threads import configure_threads, threads_argument
+
 #: flag → (TrainConfig field, type, help)
 FLAGS: dict[str, tuple[str, type, str]] = {
     "--data": ("data", str, "QM9 data (file or folder) or CSV path"),
@@ -62,10 +64,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--overwrite", action="store_true", help="replace the run in --out if there is one"
     )
+    parser.add_argument(
+        "--threads",
+        type=threads_argument,
+        help="CPU threads: a number or auto (default: $MOLMTL_THREADS, else auto: the free cores)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     from molmtl.training import ConfigError, TrainConfig, train
+
+    configure_threads(args.threads)
 
     overrides = {
         field: getattr(args, field) for field, _, _ in FLAGS.values() if field != "encoder"
