@@ -11,12 +11,17 @@ from typing import TYPE_CHECKING, Any
 from molmtl._version import __version__
 
 if TYPE_CHECKING:
+    from molmtl._threads import configure_threads
     from molmtl.predict import Predictor
     from molmtl.training import train
 
-_LAZY = {"Predictor": "molmtl.predict", "train": "molmtl.training"}
+_LAZY = {
+    "Predictor": "molmtl.predict",
+    "configure_threads": "molmtl._threads",
+    "train": "molmtl.training",
+}
 
-__all__ = ["Predictor", "__version__", "train"]
+__all__ = ["Predictor", "__version__", "configure_threads", "train"]
 
 
 def __getattr__(name: str) -> Any:
