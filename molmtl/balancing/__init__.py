@@ -30,19 +30,29 @@ if TYPE_CHECKING:
     from molmtl.balancing._methods._gram import GramianWeightedAggregator
     from molmtl.balancing._methods.alignedmtl import AlignedMTL
     from molmtl.balancing._methods.cagrad import CAGrad
+    from molmtl.balancing._methods.config import ConFIG
     from molmtl.balancing._methods.dbmtl import DBMTL, GradMax
+    from molmtl.balancing._methods.dualproj import DualProj
     from molmtl.balancing._methods.dwa import DynamicWeightAverage
     from molmtl.balancing._methods.ew import EqualWeighting
+    from molmtl.balancing._methods.excessmtl import ExcessMTL
+    from molmtl.balancing._methods.fairgrad import FairGrad
     from molmtl.balancing._methods.famo import FAMO
     from molmtl.balancing._methods.gls import GeometricLoss
+    from molmtl.balancing._methods.go4align import GO4Align
+    from molmtl.balancing._methods.graddrop import GradDrop
     from molmtl.balancing._methods.gradnorm import GradNorm
     from molmtl.balancing._methods.gradvac import GradVac
     from molmtl.balancing._methods.imtl import IMTL
     from molmtl.balancing._methods.mgda import MGDA
+    from molmtl.balancing._methods.moco import MoCo
     from molmtl.balancing._methods.nashmtl import NashMTL
     from molmtl.balancing._methods.pcgrad import PCGrad
     from molmtl.balancing._methods.rlw import RandomLossWeighting
+    from molmtl.balancing._methods.sdmgrad import SDMGrad
     from molmtl.balancing._methods.si import ScaleInvariant
+    from molmtl.balancing._methods.stch import STCH
+    from molmtl.balancing._methods.upgrad import UPGrad
     from molmtl.balancing._methods.uw import UncertaintyWeighting
     from molmtl.balancing._validation import InvalidLossError
 
@@ -66,13 +76,20 @@ __all__ = [
     "FAMO",
     "IMTL",
     "MGDA",
+    "STCH",
     "Aggregator",
     "AlignedMTL",
     "Balancer",
     "CAGrad",
+    "ConFIG",
+    "DualProj",
     "DynamicWeightAverage",
     "EqualWeighting",
+    "ExcessMTL",
+    "FairGrad",
+    "GO4Align",
     "GeometricLoss",
+    "GradDrop",
     "GradMax",
     "GradNorm",
     "GradVac",
@@ -80,10 +97,13 @@ __all__ = [
     "GramianWeightedAggregator",
     "InvalidLossError",
     "LossWeighting",
+    "MoCo",
     "NashMTL",
     "PCGrad",
     "RandomLossWeighting",
+    "SDMGrad",
     "ScaleInvariant",
+    "UPGrad",
     "UncertaintyWeighting",
     "available",
     "get",

@@ -41,6 +41,16 @@ class Aggregator(ABC):
     needs_losses: bool = False
     #: whether the losses must be >= 0 (methods that take ratios or logarithms of them).
     requires_nonnegative_losses: bool = False
+    #: whether each head (task-specific parameters) gets its task's gradient scaled by
+    #: :meth:`head_weights` (as the official Nash-MTL code); False: the plain ``Σ_t ∇ℓ_t``.
+    weight_heads: bool = False
+
+    def head_weights(self) -> Tensor:
+        """``[T]`` scales of the tasks' head gradients in the last :meth:`aggregate` step.
+
+        Read by the balancer right after :meth:`aggregate`, only when :attr:`weight_heads`.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not weight the heads")
 
     @abstractmethod
     def weights(self, grads: Tensor, losses: Tensor, mask: Tensor) -> Tensor:

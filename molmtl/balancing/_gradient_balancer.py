@@ -23,7 +23,9 @@ class GradientBalancer(Balancer):
        of unlabelled tasks zeroed);
     3. the shared update ``aggregator.aggregate(g, L, mask)`` is added to θ's ``.grad``;
     4. each task-specific parameter gets the plain gradient of ``Σ_t mask_t ℓ_t``, as in
-       LibMTL (Lin & Zhang, 2023), where gradient methods reweight only the shared gradients.
+       LibMTL (Lin & Zhang, 2023), where most gradient methods reweight only the shared
+       gradients; an aggregator with ``weight_heads`` (Nash-MTL, ExcessMTL) gives them
+       ``Σ_t h_t mask_t ∇ℓ_t`` with its ``head_weights()`` ``h`` instead.
 
     Args:
         shared, task_specific, n_tasks: see :class:`Balancer`.
@@ -85,7 +87,10 @@ class GradientBalancer(Balancer):
             task_losses = torch.log(losses + self.eps) if self.log_transform else losses
             # Masking the (finite) losses zeroes the gradient rows of unlabelled tasks for free.
             task_losses = task_losses * mask
-        shared_grads, task_grads = self.gradients(task_losses, self.shared_params, self.task_params)
+        weight_heads = self.aggregator.weight_heads
+        shared_grads, task_grads = self.gradients(
+            task_losses, self.shared_params, self.task_params, split_task_specific=weight_heads
+        )
         if self.distributed:
             for grads in [shared_grads, *task_grads]:
                 torch.distributed.all_reduce(grads, group=self.process_group)
@@ -98,6 +103,9 @@ class GradientBalancer(Balancer):
             # .grad must not alias the workspace that the next step overwrites.
             update = update.clone()
         accumulate_grads(self.shared_params, unflatten(update, self.shared_params), bad)
+        if weight_heads:
+            head_weights = self.aggregator.head_weights().to(shared_grads.dtype)
+            task_grads = [torch.tensordot(head_weights, grads, dims=1) for grads in task_grads]
         accumulate_grads(self.task_params, task_grads, bad)
         return {"weights": weights.detach(), "grad_norms": shared_grads.norm(dim=1)}
 

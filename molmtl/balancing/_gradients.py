@@ -34,7 +34,12 @@ def _flatten(grads: Sequence[Tensor], out: Tensor | None = None) -> Tensor:
 
 
 def sequential_gradients(
-    losses: Tensor, shared: list[Tensor], task_specific: list[Tensor], out: Tensor | None = None
+    losses: Tensor,
+    shared: list[Tensor],
+    task_specific: list[Tensor],
+    out: Tensor | None = None,
+    *,
+    split_task_specific: bool = False,
 ) -> Gradients:
     """One backward pass per task.
 
@@ -43,6 +48,8 @@ def sequential_gradients(
         shared: the P shared parameters (in total) whose per-task gradients are wanted.
         task_specific: parameters whose gradient is that of ``losses.sum()``.
         out: optional ``[T, P]`` tensor to write the shared gradients into.
+        split_task_specific: give each task-specific gradient per task, ``[T, *shape]``, for
+            the caller to weight, instead of their sum.
 
     Returns:
         ``[T, P]`` per-task shared gradients and the task-specific gradients (one per tensor).
@@ -52,7 +59,7 @@ def sequential_gradients(
     if out is None:
         out = losses.new_empty(n_tasks, sum(p.numel() for p in shared))
     shared_grads = out
-    per_task_grads: list[list[Tensor]] = [[] for _ in task_specific]
+    per_task_grads: list[dict[int, Tensor]] = [{} for _ in task_specific]
     for task in range(n_tasks):
         # Task-specific parameters ride along: their gradients cost nothing extra here.
         grads = torch.autograd.grad(
@@ -70,11 +77,17 @@ def sequential_gradients(
         )
         for collected, grad in zip(per_task_grads, grads[n_shared:], strict=True):
             if grad is not None:
-                collected.append(grad)
-    task_grads = [
-        torch.stack(collected).sum(dim=0) if collected else torch.zeros_like(p)
-        for p, collected in zip(task_specific, per_task_grads, strict=True)
-    ]
+                collected[task] = grad
+    if split_task_specific:
+        task_grads = [
+            torch.stack([collected.get(task, torch.zeros_like(p)) for task in range(n_tasks)])
+            for p, collected in zip(task_specific, per_task_grads, strict=True)
+        ]
+    else:
+        task_grads = [
+            torch.stack(list(collected.values())).sum(dim=0) if collected else torch.zeros_like(p)
+            for p, collected in zip(task_specific, per_task_grads, strict=True)
+        ]
     return shared_grads, task_grads
 
 
@@ -84,6 +97,8 @@ def batched_gradients(
     task_specific: list[Tensor],
     out: Tensor | None = None,
     retain_graph: bool = False,
+    *,
+    split_task_specific: bool = False,
 ) -> Gradients:
     """One vmapped backward pass over all tasks; same arguments and results as :func:`sequential_gradients`."""
     n_tasks = losses.shape[0]
@@ -102,7 +117,9 @@ def batched_gradients(
         for p, g in zip([*shared, *task_specific], grads, strict=True)
     ]
     shared_grads = torch.cat([g.reshape(n_tasks, -1) for g in grads[: len(shared)]], dim=1, out=out)
-    task_grads = [g.sum(dim=0) for g in grads[len(shared) :]]
+    task_grads = grads[len(shared) :]
+    if not split_task_specific:
+        task_grads = [g.sum(dim=0) for g in task_grads]
     return shared_grads, task_grads
 
 
@@ -176,16 +193,29 @@ class PerTaskGradients:
         return self._workspace
 
     def __call__(
-        self, losses: Tensor, shared: list[Tensor], task_specific: list[Tensor]
+        self,
+        losses: Tensor,
+        shared: list[Tensor],
+        task_specific: list[Tensor],
+        *,
+        split_task_specific: bool = False,
     ) -> Gradients:
+        """Gradients of :func:`sequential_gradients` (same arguments) by the chosen backend."""
         out = self._out(losses, shared)
         backend = self.resolve(losses.device)
         if backend == "fastest":
-            return self._calibrate(losses, shared, task_specific, out)
-        return BACKENDS[backend](losses, shared, task_specific, out)
+            return self._calibrate(losses, shared, task_specific, out, split_task_specific)
+        return BACKENDS[backend](
+            losses, shared, task_specific, out, split_task_specific=split_task_specific
+        )
 
     def _calibrate(
-        self, losses: Tensor, shared: list[Tensor], task_specific: list[Tensor], out: Tensor
+        self,
+        losses: Tensor,
+        shared: list[Tensor],
+        task_specific: list[Tensor],
+        out: Tensor,
+        split_task_specific: bool,
     ) -> Gradients:
         """Time both backends on this step's graph and return the sequential result."""
         device = losses.device
@@ -203,7 +233,9 @@ class PerTaskGradients:
         else:
             self.timings_["batched"].append(_clock(device) - started)
         started = _clock(device)
-        gradients = sequential_gradients(losses, shared, task_specific, out)
+        gradients = sequential_gradients(
+            losses, shared, task_specific, out, split_task_specific=split_task_specific
+        )
         self.timings_["sequential"].append(_clock(device) - started)
         if self.chosen_ is None and len(self.timings_["sequential"]) >= CALIBRATION_STEPS:
             self.chosen_ = min(

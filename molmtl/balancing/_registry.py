@@ -23,6 +23,8 @@ _BALANCERS = {
     "rlw": "rlw:RandomLossWeighting",
     "famo": "famo:FAMO",
     "dbmtl": "dbmtl:DBMTL",
+    "stch": "stch:STCH",
+    "go4align": "go4align:GO4Align",
 }
 #: :class:`Aggregator` subclasses, each run by a :class:`GradientBalancer`; every one is also
 #: registered as ``name + LOG_SUFFIX``, with the log transform.
@@ -36,6 +38,14 @@ _AGGREGATORS = {
     "imtl": "imtl:IMTL",
     "nashmtl": "nashmtl:NashMTL",
     "alignedmtl": "alignedmtl:AlignedMTL",
+    "fairgrad": "fairgrad:FairGrad",
+    "upgrad": "upgrad:UPGrad",
+    "dualproj": "dualproj:DualProj",
+    "config": "config:ConFIG",
+    "graddrop": "graddrop:GradDrop",
+    "excessmtl": "excessmtl:ExcessMTL",
+    "moco": "moco:MoCo",
+    "sdmgrad": "sdmgrad:SDMGrad",
 }
 
 #: every method class's name → the module that defines it (``molmtl.balancing`` exports them).

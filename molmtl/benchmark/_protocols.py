@@ -82,6 +82,16 @@ FULL_METHODS: tuple[MethodRun, ...] = (
     _method("nashmtl"),
     _method("nashmtl+log"),
     _method("alignedmtl"),
+    _method("fairgrad"),
+    _method("upgrad"),
+    _method("dualproj"),
+    _method("config"),
+    _method("graddrop"),
+    _method("stch"),
+    _method("go4align"),
+    _method("excessmtl"),
+    _method("moco"),
+    _method("sdmgrad"),
     _method("gradmax", "DB-MTL's gradient half alone (no log transform)"),
     _method("dbmtl", "the paper's defaults: beta = 0.9, beta_sigma = 0"),
     MethodRun(
@@ -177,6 +187,7 @@ PROTOCOLS: dict[str, Protocol] = {
             "cagrad": 112.8,
             "nashmtl": 62.0,
             "famo": 58.5,
+            "fairgrad": 57.9,  # Ban & Ji, ICML 2024
         },
     ),
 }

@@ -19,12 +19,20 @@ from molmtl.balancing import (
     Aggregator,
     AlignedMTL,
     CAGrad,
+    ConFIG,
+    DualProj,
+    ExcessMTL,
+    FairGrad,
+    GradDrop,
     GradMax,
     GradNorm,
     GradVac,
     GramianWeightedAggregator,
+    MoCo,
     NashMTL,
     PCGrad,
+    SDMGrad,
+    UPGrad,
 )
 from molmtl.balancing._methods._gram import masked_gram, min_norm_simplex_weights
 
@@ -37,11 +45,20 @@ FACTORIES: dict[str, Callable[[], Aggregator]] = {
     "imtl": IMTL,
     "nashmtl": NashMTL,
     "alignedmtl": AlignedMTL,
+    "fairgrad": FairGrad,
+    "upgrad": UPGrad,
+    "dualproj": DualProj,
+    "config": ConFIG,
+    "sdmgrad": SDMGrad,
 }
 #: methods without random task orders.
 DETERMINISTIC = ["mgda", "cagrad", "imtl", "nashmtl", "alignedmtl"]
+DETERMINISTIC += ["fairgrad", "upgrad", "dualproj", "config"]
+DETERMINISTIC += ["sdmgrad"]
 #: methods whose weights do not change when all gradients are scaled by the same factor.
 SCALE_INVARIANT = ["mgda", "cagrad", "imtl", "alignedmtl", "pcgrad", "gradvac"]
+SCALE_INVARIANT += ["upgrad", "dualproj", "config"]
+SCALE_INVARIANT += ["sdmgrad"]
 #: (n_tasks, n_params, seed) of the shared random inputs.
 SHAPES = [(2, 7, 0), (3, 5, 1), (5, 12, 2), (8, 40, 3)]
 
@@ -465,6 +482,11 @@ SINGLE_TASK_WEIGHT = {
     "imtl": 1.0,
     "nashmtl": 0.5,
     "alignedmtl": 1.0,
+    "fairgrad": 2 ** (-4 / 3),  # w = |g|^(-2α/(α+1)) for α = 2; |d| < 1 is not clipped
+    "upgrad": 1.0,
+    "dualproj": 1.0,
+    "config": 1.0,
+    "sdmgrad": 1.0,
 }
 
 
@@ -500,6 +522,24 @@ def test_random_orders_are_seeded(name):
     drawn = weights_of(cls(), grads)
     torch.manual_seed(0)
     torch.testing.assert_close(weights_of(cls(), grads), drawn)
+
+
+@pytest.mark.parametrize("name", ["pcgrad", "gradvac"])
+@pytest.mark.parametrize("seed", [3, None])
+def test_random_orders_do_not_depend_on_the_default_dtype(name, seed):
+    grads = random_grads(6, 10, 1)
+    cls = type(FACTORIES[name]())
+    default = torch.get_default_dtype()
+    runs = []
+    try:
+        for dtype in (torch.float32, torch.float64):
+            torch.set_default_dtype(dtype)
+            torch.manual_seed(0)
+            aggregator = cls(seed=seed)
+            runs.append(torch.stack([step_weights(aggregator, grads) for _ in range(3)]))
+    finally:
+        torch.set_default_dtype(default)
+    assert torch.equal(runs[0], runs[1])
 
 
 @pytest.mark.parametrize("name", list(FACTORIES))
@@ -574,6 +614,9 @@ ALL_AGGREGATORS: dict[str, Callable[[], Aggregator]] = {
     "nashmtl_every_2": lambda: NashMTL(update_weights_every=2),
     "gradmax": lambda: GradMax(beta_sigma=0.5),
     "gradnorm": lambda: GradNorm(lr=0.05),
+    "graddrop": lambda: GradDrop(seed=0),
+    "excessmtl": lambda: ExcessMTL(step_size=0.5),
+    "moco": MoCo,
 }
 
 
@@ -595,6 +638,21 @@ def test_asking_for_weights_changes_no_state(name, warm_up_steps):
     assert torch.equal(asked[0], asked[1]) and torch.equal(asked[0], applied)
 
 
+@pytest.mark.parametrize("name", ["gradmax", "gradnorm", "excessmtl", "moco"])
+def test_stateful_weights_are_permutation_equivariant_over_steps(name):
+    """Aggregators that keep per-task state beyond the Gram matrix, with missing labels."""
+    permutation = torch.tensor([2, 0, 3, 1])
+    original, permuted = ALL_AGGREGATORS[name](), ALL_AGGREGATORS[name]()
+    generator = torch.Generator().manual_seed(1)
+    for seed in range(4):
+        mask = torch.roll(torch.tensor([True, False, True, True]), seed)
+        grads = torch.where(mask[:, None], random_grads(4, 9, seed), 0.0)
+        losses = torch.rand(4, generator=generator, dtype=torch.float64) + 0.5
+        weights = original.aggregate(grads, losses, mask)[1]
+        moved = permuted.aggregate(grads[permutation], losses[permutation], mask[permutation])[1]
+        torch.testing.assert_close(moved, weights[permutation], rtol=1e-10, atol=1e-12)
+
+
 def test_bad_grads_shape_is_named():
     with pytest.raises(ValueError, match=r"\[T, P\]"):
         IMTL().weights(torch.zeros(3), torch.ones(3), all_present(3))
@@ -613,28 +671,27 @@ def test_gram_of_long_float32_gradients_is_accurate():
     assert (gram[2] == 0).all() and (gram[:, 2] == 0).all()
 
 
-class _FailedResult:
-    success = False
-    message = "Iteration limit reached"
-
-
 @pytest.mark.parametrize("name", ["mgda", "cagrad", "nashmtl"])
 def test_failed_solves_raise(name, monkeypatch):
-    import scipy.optimize
-
     import molmtl.balancing._methods._gram as gram_module
+    import molmtl.balancing._methods.cagrad as cagrad_module
     import molmtl.balancing._methods.nashmtl as nash_module
 
     def failing_nnls(*args, **kwargs):
         raise RuntimeError("Maximum number of iterations reached.")
 
+    def failing_slsqp(root, *args):
+        return np.zeros(root.shape[0] + 1), False, "Iteration limit reached"
+
     if name == "mgda":
         monkeypatch.setattr(gram_module, "_nnls", failing_nnls)
     elif name == "cagrad":
-        monkeypatch.setattr(scipy.optimize, "minimize", lambda *a, **k: _FailedResult())
+        # Neither the exact active-set solve nor SLSQP succeeds.
+        monkeypatch.setattr(cagrad_module, "_active_set_optimum", lambda *args: None)
+        monkeypatch.setattr(cagrad_module, "_slsqp_primal", failing_slsqp)
     else:
         monkeypatch.setattr(nash_module, "_damped_newton", lambda gram, start, steps: start)
-    with pytest.raises(RuntimeError, match=r"min-norm solve|dual problem|bargaining condition"):
+    with pytest.raises(RuntimeError, match=r"min-norm solve|worst-case|bargaining condition"):
         weights_of(FACTORIES[name](), random_grads(4, 9, 0))
 
 

@@ -22,6 +22,7 @@ SYNC_FREE = [
     "gradnorm",
     "gradmax+log",
 ]
+SYNC_FREE += ["stch", "go4align", "excessmtl", "moco", "moco+log"]
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ MASKS = [None, torch.tensor([True, False, True])]
 
 
 def reference_grads(model, losses, log_transform):
-    """Per-task shared gradients one parameter at a time, and the heads' plain gradient."""
+    """Per-task shared gradients one parameter at a time, and the (log-transformed) losses."""
     task_losses = torch.log(losses + 1e-8) if log_transform else losses
     shared = list(model.trunk.parameters())
     rows = [
@@ -38,7 +38,10 @@ def test_balancer_applies_its_aggregator(name, mask):
         grads = torch.where(keep[:, None], grads, 0.0)
         expected = aggregator(grads, torch.where(keep, losses.detach(), 1.0), keep)
         heads = list(model.heads.parameters())
-        expected_heads = torch.autograd.grad(task_losses[keep].sum(), heads, retain_graph=True)
+        # The heads get the plain gradient, or each task's scaled by its head weight.
+        head_weights = aggregator.head_weights() if aggregator.weight_heads else torch.ones(3)
+        head_loss = (head_weights.to(task_losses.dtype) * task_losses)[keep].sum()
+        expected_heads = torch.autograd.grad(head_loss, heads, retain_graph=True)
         model.zero_grad(set_to_none=True)
         diagnostics = balancer.backward(losses, mask)
         torch.testing.assert_close(model.shared_grad(), expected)

@@ -183,6 +183,29 @@ def test_famo_matches_authors_code_with_next_batch_losses():
         optimizer.step()
 
 
+def test_famo_equals_the_authors_same_batch_update_in_full_batch_training():
+    """The authors' loop measures the post-step losses with a second forward pass of the same
+    batch; with one batch for every step that is the next step's losses, which molmtl uses."""
+    model = TinyMTL().double()
+    reference_model = copy.deepcopy(model)
+    balancer = mb.get("famo", **model.balancer_kwargs())
+    reference = AuthorsFAMO(3)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
+    reference_optimizer = torch.optim.SGD(reference_model.parameters(), lr=0.05)
+    x, y = make_batch(dtype=torch.float64)
+    for _ in range(6):
+        optimizer.zero_grad()
+        balancer.backward(model.losses(x, y))
+        optimizer.step()
+        reference_optimizer.zero_grad()
+        reference.get_weighted_loss(reference_model.losses(x, y)).backward()
+        reference_optimizer.step()
+        with torch.no_grad():
+            reference.update(reference_model.losses(x, y))
+        for param, expected in zip(model.parameters(), reference_model.parameters(), strict=True):
+            torch.testing.assert_close(param, expected)
+
+
 @pytest.mark.parametrize("name", mb.available())
 def test_masked_task_has_no_influence(name):
     """Whatever a masked-out task's loss is, the update and the weights stay the same."""

@@ -8,6 +8,8 @@ from molmtl.balancing import _registry
 REQUIRED = [
     "dbmtl", "gradmax", "ew", "si", "gls", "uw", "dwa", "rlw", "famo",
     "gradnorm", "mgda", "pcgrad", "gradvac", "cagrad", "imtl", "nashmtl", "alignedmtl",
+    "fairgrad", "upgrad", "dualproj", "config", "graddrop",
+    "stch", "go4align", "excessmtl", "moco", "sdmgrad",
 ]  # fmt: skip
 
 
@@ -116,6 +118,8 @@ BALANCER_CLASSES = {
     "rlw": mb.RandomLossWeighting,
     "famo": mb.FAMO,
     "dbmtl": mb.DBMTL,
+    "stch": mb.STCH,
+    "go4align": mb.GO4Align,
 }
 AGGREGATOR_CLASSES = {
     "gradmax": mb.GradMax,
@@ -127,6 +131,14 @@ AGGREGATOR_CLASSES = {
     "imtl": mb.IMTL,
     "nashmtl": mb.NashMTL,
     "alignedmtl": mb.AlignedMTL,
+    "fairgrad": mb.FairGrad,
+    "upgrad": mb.UPGrad,
+    "dualproj": mb.DualProj,
+    "config": mb.ConFIG,
+    "graddrop": mb.GradDrop,
+    "excessmtl": mb.ExcessMTL,
+    "moco": mb.MoCo,
+    "sdmgrad": mb.SDMGrad,
 }
 
 

@@ -72,7 +72,12 @@ def test_resumed_run_equals_uninterrupted(name):
         assert torch.equal(expected, got)
 
 
-@pytest.mark.parametrize("name", ["dbmtl", "uw", "dwa", "famo", "gradnorm", "rlw"])
+#: methods whose state changes the outcome of the six steps above.
+STATEFUL = ["dbmtl", "uw", "dwa", "famo", "gradnorm", "rlw", "graddrop"]
+STATEFUL += ["go4align", "excessmtl", "moco"]
+
+
+@pytest.mark.parametrize("name", STATEFUL)
 def test_checkpoint_without_balancer_state_diverges(name):
     """The state matters: dropping it changes the run (so the test above is not vacuous)."""
     total = range(STEPS_BEFORE + STEPS_AFTER)

@@ -64,7 +64,11 @@ def test_unknown_method_or_protocol_is_named(tmp_path):
 
 
 def test_every_method_of_the_issue_is_in_the_full_protocols():
-    wanted = "ew si uw dwa rlw famo gradnorm mgda pcgrad cagrad imtl nashmtl alignedmtl gradmax dbmtl pcgrad-log nashmtl-log cagrad-log"
+    wanted = (
+        "ew si uw dwa rlw famo gradnorm mgda pcgrad cagrad imtl nashmtl alignedmtl gradmax dbmtl "
+        "pcgrad-log nashmtl-log cagrad-log fairgrad upgrad dualproj config stch excessmtl moco "
+        "sdmgrad graddrop go4align"
+    )
     for name in ("reduced", "paper"):
         assert set(wanted.split()) <= set(get_protocol(name).labels())
         assert get_protocol(name).seeds == (0, 1, 2)

@@ -73,8 +73,9 @@ def masked_gram(grads: Tensor, mask: Tensor) -> Tensor:
         mask: ``[T]`` bool, True for tasks present in the batch.
 
     Returns:
-        ``[T, T]`` float64 ``grads @ grads.T`` (computed in ``grads``' dtype), with the rows and
-        columns of tasks where ``mask`` is False set to 0 (even if their gradients hold NaN).
+        ``[T, T]`` float64 ``grads @ grads.T`` (computed in ``grads``' dtype), exactly symmetric,
+        with the rows and columns of tasks where ``mask`` is False set to 0 (even if their
+        gradients hold NaN).
     """
     if grads.ndim != 2:
         raise ValueError(f"grads must be a [T, P] matrix, got shape {list(grads.shape)}")
@@ -84,6 +85,7 @@ def masked_gram(grads: Tensor, mask: Tensor) -> Tensor:
             f"got {mask.dtype} of shape {list(mask.shape)}"
         )
     gram = _gram(grads)
+    gram = (gram + gram.T) / 2  # a float32 product need not be: solvers assume it
     pair_present = mask[:, None] & mask[None, :]
     return torch.where(pair_present, gram, 0.0)
 
@@ -145,16 +147,18 @@ def min_norm_simplex_weights(gram: np.ndarray) -> np.ndarray:
     """
     n_vectors = gram.shape[0]
     norms = np.sqrt(np.clip(gram.diagonal(), 0.0, None))
-    largest = norms.max()
-    if largest <= 0:
+    if norms.max() <= 0:
         return np.full(n_vectors, 1.0 / n_vectors)
     # R = R_C diag(|g|) with R_C^T R_C the cosine matrix keeps short vectors exact relative to
-    # their own length; scaling by the largest norm leaves the minimiser unchanged.
+    # their own length. Scaling by the smallest non-zero norm (which bounds the min norm) leaves
+    # the minimiser unchanged and keeps |R u|^2 from vanishing beside (1^T u - 1)^2 in rounding
+    # when the norms span orders of magnitude (scaled by the largest, a spread of 10^6 cost 1e-4).
+    smallest = norms[norms > 0].min()
     safe_norms = np.where(norms > 0, norms, 1.0)
     cosines = gram / np.outer(safe_norms, safe_norms)
     np.fill_diagonal(cosines, 1.0)
     eigenvalues, eigenvectors = np.linalg.eigh(cosines)
-    root = np.sqrt(np.clip(eigenvalues, 0.0, None))[:, None] * eigenvectors.T * (norms / largest)
+    root = np.sqrt(np.clip(eigenvalues, 0.0, None))[:, None] * eigenvectors.T * (norms / smallest)
     design = np.vstack([root, np.ones((1, n_vectors))])
     target = np.zeros(n_vectors + 1)
     target[-1] = 1.0
@@ -179,8 +183,9 @@ class TaskOrders:
 
     Drawn from a private generator on the gradients' device (no host copy, no sync), seeded
     from ``seed`` or, when ``seed`` is None, from torch's global RNG at construction so that
-    ``torch.manual_seed`` controls it. The generator's state is part of :meth:`state_dict`, so a
-    resumed run draws the same orders as an uninterrupted one (on the same device type).
+    ``torch.manual_seed`` controls it. The orders do not depend on ``torch.get_default_dtype()``.
+    The generator's state is part of :meth:`state_dict`, so a resumed run draws the same orders
+    as an uninterrupted one (on the same device type).
     """
 
     def __init__(self, seed: int | None = None) -> None:
@@ -234,7 +239,8 @@ def _orders(
     generator: torch.Generator, n_tasks: int, device: torch.device, include_self: bool
 ) -> Tensor:
     """Random visiting orders from ``generator``; see :meth:`TaskOrders.draw`."""
-    keys = torch.rand(n_tasks, n_tasks, generator=generator, device=device)
+    # float32 keys whatever torch's default dtype: the orders depend on the seed alone.
+    keys = torch.rand(n_tasks, n_tasks, generator=generator, device=device, dtype=torch.float32)
     if include_self:
         return keys.argsort(dim=1)
     keys.fill_diagonal_(2.0)  # sorts each task itself last, then drops it

@@ -50,5 +50,7 @@ class ConFIG(GramianWeightedAggregator):
         squared_length = unit_coefficients @ projections  # |x|^2
         summed_length = (norms * ones) @ projections  # sum_i g_i . x
         positive = squared_length > 0
-        scale = torch.where(positive, summed_length / torch.where(positive, squared_length, 1.0), 0.0)
+        scale = torch.where(
+            positive, summed_length / torch.where(positive, squared_length, 1.0), 0.0
+        )
         return scale * unit_coefficients * inverse_norms

@@ -64,7 +64,9 @@ class FairGrad(GramianWeightedAggregator):
         if not alpha > 0:
             raise ValueError(f"FairGrad alpha must be > 0, got {alpha}")
         if max_norm < 0:
-            raise ValueError(f"FairGrad max_norm must be >= 0 (0 disables clipping), got {max_norm}")
+            raise ValueError(
+                f"FairGrad max_norm must be >= 0 (0 disables clipping), got {max_norm}"
+            )
         self.alpha = alpha
         self.max_norm = max_norm
 

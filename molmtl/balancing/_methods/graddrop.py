@@ -74,11 +74,10 @@ class GradDrop(Aggregator):
         kept = ((purity > uniforms) & (grads > 0)) | ((purity < uniforms) & (grads < 0))
         kept_grads = torch.where(kept, grads, 0.0)
         update = self.leak * grads.sum(dim=0) + (1.0 - self.leak) * kept_grads.sum(dim=0)
-        squared_norms = (grads * grads).sum(dim=1)
-        kept_share = (kept_grads * kept_grads).sum(dim=1) / torch.where(
-            squared_norms > 0, squared_norms, 1.0
-        )
-        shares = torch.where(squared_norms > 0, self.leak + (1.0 - self.leak) * kept_share, 0.0)
+        squared_norms = grads.norm(dim=1).square()
+        nonzero = squared_norms > 0
+        kept_share = kept_grads.norm(dim=1).square() / torch.where(nonzero, squared_norms, 1.0)
+        shares = torch.where(nonzero, self.leak + (1.0 - self.leak) * kept_share, 0.0)
         return update, shares
 
     def _uniforms(self, grads: Tensor) -> tuple[Tensor, Tensor]:

@@ -23,9 +23,11 @@ class GradVac(GramianWeightedAggregator):
     ``phi_hat_ij <- (1 - beta) phi_hat_ij + beta phi``. The update is ``sum_i g_i'``.
 
     The targets start at 0 (so the first step is PCGrad's projection) and are updated for every
-    visited pair, as in the paper's algorithm (LibMTL only updates them when a correction is
-    applied). Pairs involving an absent task are skipped and keep their target. ``eps`` (1e-8)
-    guards the denominators as in LibMTL.
+    visited pair, as in the paper's algorithm and in LibMTL's current GitHub version (since
+    February 2024; its PyPI release 1.1.5 only updates a target when a correction is applied).
+    Pairs involving an absent task are skipped and keep their target. ``eps`` (1e-8) guards the
+    denominators as in LibMTL. LibMTL also offers per-layer and per-matrix granularities
+    (``GradVac_group_type`` 1 and 2); only its default, the whole model (0), is implemented.
 
     Each ``g_i'`` is tracked as coefficients over the original gradients, so everything runs on
     the ``[T, T]`` Gram matrix with tensor ops only: no host sync, T - 1 sequential steps.
@@ -35,7 +37,8 @@ class GradVac(GramianWeightedAggregator):
     Args:
         beta: EMA rate of the targets (default 0.5, as LibMTL).
         eps: added to the denominators (default 1e-8).
-        seed: seed of the task orders; None (default) draws it from torch's global RNG.
+        seed: seed of the task orders; None (default) draws it from torch's global RNG. The
+            orders do not depend on torch's default dtype.
 
     State: ``target_similarity_`` ``[T, T]`` float64 (None before the first step) and the
     orders' generator state.

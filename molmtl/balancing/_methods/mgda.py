@@ -52,7 +52,9 @@ class MGDA(GramianWeightedAggregator):
     Solver: for T = 2 the closed form of the paper (pure tensor ops, no host sync); for T > 2
     the exact min-norm point from one non-negative least-squares problem on the ``[T, T]`` Gram
     matrix (scipy's Lawson-Hanson active set, finite and exact up to rounding, in place of the
-    paper's Frank-Wolfe iterations), which costs one small host sync.
+    paper's Frank-Wolfe iterations), which costs one small host sync. Both are accurate for
+    gradient norms spanning 10^6 (the KKT conditions hold to rounding; see
+    :func:`~molmtl.balancing._methods._gram.min_norm_simplex_weights`).
 
     Args:
         normalization: ``"none"`` (default), ``"l2"`` (unit gradients), ``"loss"`` (divide by the
@@ -94,8 +96,10 @@ def _min_norm_two_tasks(gram: Tensor, mask: Tensor) -> Tensor:
         return present
     first, cross, second = gram[0, 0], gram[0, 1], gram[1, 1]
     curvature = first + second - 2 * cross  # |g_0 - g_1|^2
-    # Minimiser of |w g_0 + (1 - w) g_1|^2 on [0, 1]; any w is optimal when g_0 == g_1.
-    share = torch.where(curvature > 0, (second - cross) / curvature, 0.5).clamp(0.0, 1.0)
-    share = torch.where(mask[1], share, 1.0)
-    share = torch.where(mask[0], share, 0.0)
-    return torch.stack([share, 1.0 - share]) * present
+    # Minimiser of |w g_0 + (1 - w) g_1|^2 on [0, 1]; any w is optimal when g_0 == g_1. Each
+    # share is computed from its own numerator: 1 - w would lose a small share to rounding.
+    safe_curvature = torch.where(curvature > 0, curvature, 1.0)
+    shares = torch.stack([second - cross, first - cross]) / safe_curvature
+    shares = torch.where(curvature > 0, shares.clamp(0.0, 1.0), 0.5)
+    alone = torch.stack([mask[0] & ~mask[1], mask[1] & ~mask[0]])
+    return torch.where(alone, 1.0, torch.where(mask.all(), shares, 0.0)) * present

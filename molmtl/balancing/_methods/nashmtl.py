@@ -32,7 +32,10 @@ class NashMTL(GramianWeightedAggregator):
     The weights ``alpha > 0`` solve the bargaining condition ``alpha_i (G alpha)_i = 1`` for the
     Gram matrix ``G`` of the task gradients, so the update ``d = sum_i alpha_i g_i`` gives every
     task the improvement ``g_i . d = 1 / alpha_i`` and has norm ``sqrt(T)``; as in the official
-    code, ``d`` is then clipped to norm ``max_norm``.
+    code, ``d`` is then clipped to norm ``max_norm``. The official code and LibMTL back-propagate
+    ``sum_t alpha_t L_t``, so the head of task ``t`` gets ``alpha_t`` times its gradient (never
+    clipped); so does this one with ``weight_heads=True`` (the default, through
+    :class:`GradientBalancer`), while ``weight_heads=False`` gives the heads the plain gradient.
 
     Solver: the official code approaches the condition by up to ``optim_niter`` convex (CCP)
     subproblems, each solved by cvxpy. The condition is exactly the stationarity condition of the
@@ -54,6 +57,8 @@ class NashMTL(GramianWeightedAggregator):
             (default 1).
         optim_niter: the official CCP round limit (default 20); bounds the Newton steps.
         max_norm: clip the update to this norm; 0 disables clipping (default 1.0).
+        weight_heads: scale each head's gradient by its task's unclipped ``alpha_t`` (default
+            True, as the official code); False gives the heads the plain gradient.
 
     State: ``alpha_`` ``[T]`` float64 (the last solution, unclipped; None before the first
     solve) and ``step_`` (the number of training steps, :meth:`aggregate` calls; :meth:`weights`
@@ -61,7 +66,12 @@ class NashMTL(GramianWeightedAggregator):
     """
 
     def __init__(
-        self, *, update_weights_every: int = 1, optim_niter: int = 20, max_norm: float = 1.0
+        self,
+        *,
+        update_weights_every: int = 1,
+        optim_niter: int = 20,
+        max_norm: float = 1.0,
+        weight_heads: bool = True,
     ) -> None:
         if update_weights_every < 1:
             raise ValueError(
@@ -74,8 +84,10 @@ class NashMTL(GramianWeightedAggregator):
         self.update_weights_every = update_weights_every
         self.optim_niter = optim_niter
         self.max_norm = max_norm
+        self.weight_heads = weight_heads
         self.alpha_: Tensor | None = None
         self.step_ = 0
+        self._head_weights: Tensor | None = None
 
     def gramian_weights(
         self, gram: Tensor, losses: Tensor, mask: Tensor, *, grads_dtype: torch.dtype
@@ -87,7 +99,14 @@ class NashMTL(GramianWeightedAggregator):
     ) -> Tensor:
         self.alpha_ = self._next_alpha(gram, mask)
         self.step_ += 1
+        self._head_weights = self.alpha_ * mask
         return self._clipped(self.alpha_, gram, mask)
+
+    def head_weights(self) -> Tensor:
+        """``[T]`` the unclipped ``alpha`` of the last training step, 0 for absent tasks."""
+        if self._head_weights is None:
+            raise RuntimeError("NashMTL.head_weights() is only defined after a training step")
+        return self._head_weights
 
     def _next_alpha(self, gram: Tensor, mask: Tensor) -> Tensor:
         """``[T]`` float64 bargaining weights of this step: solved anew, or the last ones reused."""

@@ -29,7 +29,8 @@ class PCGrad(GramianWeightedAggregator):
 
     Args:
         seed: seed of the task orders; None (default) draws it from torch's global RNG. The
-            orders' generator state is in :meth:`state_dict`.
+            orders do not depend on torch's default dtype; their generator state is in
+            :meth:`state_dict`.
     """
 
     def __init__(self, *, seed: int | None = None) -> None:
