@@ -193,11 +193,15 @@ class PackedGraphs:
         index = torch.as_tensor(index, dtype=torch.long)
         return self._batch(index.cpu(), index.to(self.device, non_blocking=True))
 
-    def batches(self, index: Tensor, batch_size: int) -> Iterator[tuple[Tensor, GraphBatch]]:
+    def batches(
+        self, index: Tensor, batch_size: int | list[int]
+    ) -> Iterator[tuple[Tensor, GraphBatch]]:
         """Mini-batches of the graphs ``index`` in order, ``batch_size`` graphs each.
 
         Args:
             index: ``[N]`` CPU long graph indices, copied to the device once for all batches.
+            batch_size: graphs per batch, or the size of each batch in turn (summing to N;
+                a size may be 0, giving an empty batch).
 
         Yields:
             ``[B]`` the batch's indices on ``self.device`` (to gather its labels) and the batch.

@@ -26,6 +26,7 @@ LAYERS = {
     "predict": 5,
     "benchmark": 6,
     "cli": 7,
+    "__main__": 8,
 }
 CHEMISTRY = ("rdkit", "torch_geometric", "molmtl.featurizers", "molmtl.data", "molmtl.nn")
 

@@ -23,7 +23,7 @@ from molmtl.balancing._registry import METHOD_MODULES, available
 
 if TYPE_CHECKING:
     from molmtl.balancing._base import Aggregator, Balancer
-    from molmtl.balancing._factory import get
+    from molmtl.balancing._factory import get, is_gradient_method
     from molmtl.balancing._gradient_balancer import GradientBalancer
     from molmtl.balancing._gradients import BACKENDS, DEFAULT_BACKEND
     from molmtl.balancing._loss_weighting import LossWeighting
@@ -60,6 +60,7 @@ _LAZY = {
     "Aggregator": "molmtl.balancing._base",
     "Balancer": "molmtl.balancing._base",
     "get": "molmtl.balancing._factory",
+    "is_gradient_method": "molmtl.balancing._factory",
     "GradientBalancer": "molmtl.balancing._gradient_balancer",
     "BACKENDS": "molmtl.balancing._gradients",
     "DEFAULT_BACKEND": "molmtl.balancing._gradients",
@@ -107,6 +108,7 @@ __all__ = [
     "UncertaintyWeighting",
     "available",
     "get",
+    "is_gradient_method",
 ]
 
 

@@ -53,6 +53,12 @@ def get(
     return balancer
 
 
+def is_gradient_method(name: str) -> bool:
+    """Whether ``name`` is a gradient method (a :class:`GradientBalancer`, which takes
+    ``backend``, ``distributed`` and ``process_group``) rather than a loss-weighting one."""
+    return issubclass(_load(name), (Aggregator, GradientBalancer))
+
+
 def _load(name: str) -> type:
     """The class registered as ``name``, with errors that say what went wrong."""
     if not isinstance(name, str) or name not in METHODS:

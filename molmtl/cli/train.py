@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from molmtl._threads import configure_threads, threads_argument
@@ -72,9 +73,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from molmtl.training import ConfigError, TrainConfig, train
+    from molmtl.training import ConfigError, RankFailedError, TrainConfig, train
 
-    configure_threads(args.threads)
+    # torchrun's ranks on this node share its free cores
+    configure_threads(args.threads, jobs=int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
 
     overrides = {
         field: getattr(args, field) for field, _, _ in FLAGS.values() if field != "encoder"
@@ -91,9 +93,11 @@ def run(args: argparse.Namespace) -> int:
         if args.encoder is not None:
             config = config.replace(model={"encoder": args.encoder})
         run_dir = train(config, resume=args.resume, overwrite=args.overwrite)
-    except (ConfigError, FileNotFoundError) as error:
+    except (ConfigError, FileNotFoundError, RankFailedError) as error:
         print(f"molmtl train: error: {error}", file=sys.stderr)
         return 1
+    if int(os.environ.get("RANK", "0")) != 0:
+        return 0  # rank 0 reports
     metrics = json.loads((run_dir / "test_metrics.json").read_text())
     print(f"run directory: {run_dir}")
     print(_format_metrics(metrics))

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from molmtl.training._data import load_dataset, make_split
+    from molmtl.training._distributed import DataParallel, RankFailedError
     from molmtl.training._loop import EpochMeans, compile_model, train_epoch, train_step
     from molmtl.training._setup import TrainingRun, prepare_run, resolve_device
     from molmtl.training.config import ConfigError, TrainConfig, available_presets
@@ -44,6 +45,8 @@ _LAZY = {
     "plot": "molmtl.training.plots",
     "load_dataset": "molmtl.training._data",
     "make_split": "molmtl.training._data",
+    "DataParallel": "molmtl.training._distributed",
+    "RankFailedError": "molmtl.training._distributed",
     "EpochMeans": "molmtl.training._loop",
     "compile_model": "molmtl.training._loop",
     "train_epoch": "molmtl.training._loop",
@@ -68,9 +71,11 @@ _LAZY = {
 
 __all__ = [
     "ConfigError",
+    "DataParallel",
     "EpochMeans",
     "MetricsLog",
     "ModelSelection",
+    "RankFailedError",
     "RunState",
     "Scorer",
     "TrainConfig",

@@ -15,6 +15,7 @@ from molmtl.training.metrics import masked_mse
 if TYPE_CHECKING:
     from molmtl.balancing import Balancer
     from molmtl.graphs import GraphBatch, PackedGraphs
+    from molmtl.training._distributed import DataParallel
 
 
 @dataclass
@@ -73,6 +74,7 @@ def train_step(
     batch: GraphBatch,
     targets: Tensor,
     autocast: AbstractContextManager | None = None,
+    data_parallel: DataParallel | None = None,
 ) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
     """One optimization step; nothing is read back to the host.
 
@@ -81,16 +83,21 @@ def train_step(
         balancer: turns the per-task losses into gradients.
         targets: ``[B, T]`` standardized labels, NaN = missing.
         autocast: e.g. a bf16 ``torch.autocast`` context for the forward pass, or None.
+        data_parallel: the ranks when ``batch`` is this rank's shard of a global batch; the
+            step then equals one process on the global batch.
 
     Returns:
-        ``losses [T]`` (detached), ``mask [T]`` (tasks labelled in the batch) and the
-        balancer's diagnostics.
+        ``losses [T]`` (detached), ``mask [T]`` (tasks labelled in the batch; with
+        ``data_parallel``, in the global batch) and the balancer's diagnostics.
     """
     optimizer.zero_grad(set_to_none=True)
     with autocast or nullcontext():
         prediction = forward(batch)
-    losses, mask = masked_mse(prediction.float(), targets)
-    diagnostics = balancer.backward(losses, mask)
+    if data_parallel is None:
+        losses, mask = masked_mse(prediction.float(), targets)
+        diagnostics = balancer.backward(losses, mask)
+    else:
+        losses, mask, diagnostics = data_parallel.backward(balancer, prediction.float(), targets)
     optimizer.step()
     return losses.detach(), mask, diagnostics
 
@@ -105,21 +112,28 @@ def train_epoch(
     *,
     batch_size: int,
     autocast: AbstractContextManager | None = None,
+    data_parallel: DataParallel | None = None,
 ) -> EpochSums:
     """One pass over the molecules ``order`` in mini-batches built on the device.
 
     Args:
         graphs: the dataset's graphs, already on the device.
         targets: ``[G, T]`` standardized labels on the device (NaN = missing).
-        order: ``[N]`` CPU long tensor, the (shuffled) training molecules.
+        order: ``[N]`` CPU long tensor, the (shuffled) training molecules, the same on every rank.
+        batch_size: molecules per step (with ``data_parallel``, over all ranks together).
+        data_parallel: the ranks, each training on its shard of every batch.
 
     Returns:
-        The epoch's running sums, still on the device.
+        The epoch's running sums (of the global batches), still on the device.
     """
     sums = EpochSums.zeros(targets.shape[1], targets.device)
-    for device_batch, batch in graphs.batches(order, batch_size):
+    if data_parallel is None:
+        batches = graphs.batches(order, batch_size)
+    else:
+        batches = data_parallel.batches(graphs, order, batch_size)
+    for device_batch, batch in batches:
         losses, mask, diagnostics = train_step(
-            forward, balancer, optimizer, batch, targets[device_batch], autocast
+            forward, balancer, optimizer, batch, targets[device_batch], autocast, data_parallel
         )
         sums.add(losses, mask, diagnostics)
     return sums

@@ -19,6 +19,7 @@ from molmtl.data import Split, TargetScaler, fit_domain
 from molmtl.models import build_model
 from molmtl.rundir import RunDir
 from molmtl.training._data import load_dataset, make_split, target_records
+from molmtl.training._distributed import DataParallel, join, rank_device
 from molmtl.training._loop import compile_model
 from molmtl.training.config import ConfigError, TrainConfig
 from molmtl.training.evaluation import Scorer
@@ -73,6 +74,12 @@ class TrainingRun:
     shuffle_generator: torch.Generator
     scorer: Scorer
     metadata: dict[str, Any]  # what config.json records besides the model
+    data_parallel: DataParallel | None = None  # the ranks; None when training alone
+
+    @property
+    def is_main(self) -> bool:
+        """Whether this process writes the run directory (rank 0, or the only process)."""
+        return self.data_parallel is None or self.data_parallel.is_main
 
     def predict(self, batch: GraphBatch) -> Tensor:
         """``[B, T]`` physical-unit predictions of the current weights."""
@@ -138,14 +145,20 @@ def _build_model(
     return model
 
 
-def _build_optimization(config: TrainConfig, model: MultiTaskModel) -> tuple[Any, Any, Any]:
+def _build_optimization(
+    config: TrainConfig, model: MultiTaskModel, data_parallel: DataParallel | None
+) -> tuple[Any, Any, Any]:
     """The balancer, the Adam optimizer and the plateau scheduler of ``model``."""
+    options = dict(config.balancer_options)
+    if data_parallel is not None and balancing.is_gradient_method(config.balancer):
+        # per-task gradients are reduced over the ranks before the aggregator sees them
+        options.update(distributed=True, process_group=data_parallel.group)
     balancer = balancing.get(
         config.balancer,
         shared=model.shared_parameters(),
         task_specific=model.task_parameters(),
         n_tasks=len(model.target_mean),
-        **config.balancer_options,
+        **options,
     )
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
@@ -158,21 +171,67 @@ def _build_optimization(config: TrainConfig, model: MultiTaskModel) -> tuple[Any
     return balancer, optimizer, scheduler
 
 
+def _prepare_data(
+    config: TrainConfig, data_parallel: DataParallel | None, *, resume: bool, overwrite: bool
+) -> tuple[RunDir, MoleculeDataset, Split]:
+    """The run directory, the dataset and its split; with several ranks, rank 0 first.
+
+    Rank 0 alone creates the run directory, featurizes into the cache and writes
+    ``splits.json``; the other ranks then read the cache and the split.
+    """
+
+    def on_main() -> tuple[RunDir, MoleculeDataset, Split]:
+        run_dir = prepare_run_dir(config, resume=resume, overwrite=overwrite)
+        dataset = load_dataset(config)
+        return run_dir, dataset, _load_or_make_split(run_dir, config, dataset, resume=resume)
+
+    def on_others() -> tuple[RunDir, MoleculeDataset, Split]:
+        run_dir = RunDir(config.out)
+        return run_dir, load_dataset(config), Split.from_dict(run_dir.read_splits())
+
+    if data_parallel is None:
+        return on_main()
+    return data_parallel.main_first(on_main, on_others)
+
+
 def prepare_run(
     config: TrainConfig, *, resume: bool = False, overwrite: bool = False
 ) -> TrainingRun:
-    """Everything a run needs, from the config: see :func:`molmtl.training.train` for the flags."""
-    run_dir = prepare_run_dir(config, resume=resume, overwrite=overwrite)
+    """Everything a run needs, from the config: see :func:`molmtl.training.train` for the flags.
+
+    Launched by torchrun with ``WORLD_SIZE`` > 1 (or with an initialised process group), the
+    run is data-parallel: ``run.data_parallel`` holds the ranks, each on its own device.
+    """
     device = resolve_device(config.device)
-    dataset = load_dataset(config)
-    split = SplitIndex.of(_load_or_make_split(run_dir, config, dataset, resume=resume))
+    data_parallel = join(rank_device(device))
+    if data_parallel is None:
+        return _prepare(config, device, None, resume=resume, overwrite=overwrite)
+    with data_parallel.stop_together():
+        return _prepare(
+            config, rank_device(device), data_parallel, resume=resume, overwrite=overwrite
+        )
+
+
+def _prepare(
+    config: TrainConfig,
+    device: torch.device,
+    data_parallel: DataParallel | None,
+    *,
+    resume: bool,
+    overwrite: bool,
+) -> TrainingRun:
+    """:func:`prepare_run` on ``device``, once the ranks are known."""
+    run_dir, dataset, split = _prepare_data(
+        config, data_parallel, resume=resume, overwrite=overwrite
+    )
+    split = SplitIndex.of(split)
     targets = torch.as_tensor(dataset.y, dtype=torch.float32)
     # statistics from the training split only
     scaler = TargetScaler().fit(targets[split.train].numpy())
     mean = torch.as_tensor(scaler.mean_, dtype=torch.float32)
     std = torch.as_tensor(scaler.std_, dtype=torch.float32)
     model = _build_model(config, dataset, mean, std).to(device)
-    balancer, optimizer, scheduler = _build_optimization(config, model)
+    balancer, optimizer, scheduler = _build_optimization(config, model, data_parallel)
     metadata = {
         "featurizer": dataset.featurizer_spec,
         "targets": target_records(dataset),
@@ -199,4 +258,5 @@ def prepare_run(
         shuffle_generator=torch.Generator().manual_seed(config.seed),
         scorer=Scorer(metadata["targets"], std, config.reference_maes),
         metadata=metadata,
+        data_parallel=data_parallel,
     )

@@ -20,6 +20,7 @@ from molmtl.training.metrics import absolute_error_sums, delta_m_percent, normal
 
 if TYPE_CHECKING:
     from molmtl.data import GraphBatch, PackedGraphs
+    from molmtl.training._distributed import DataParallel
 
 
 @torch.no_grad()
@@ -30,6 +31,7 @@ def mean_absolute_errors(
     index: Tensor,
     *,
     batch_size: int,
+    data_parallel: DataParallel | None = None,
 ) -> Tensor:
     """``[T]`` MAE of ``predict`` (physical units) over the molecules ``index``, on the device.
 
@@ -38,10 +40,14 @@ def mean_absolute_errors(
         graphs: the dataset's graphs, on the device.
         targets: ``[G, T]`` physical-unit labels on the device, NaN = missing.
         index: ``[N]`` CPU long tensor of molecules to evaluate.
+        data_parallel: the ranks, each evaluating its shard of ``index``; error sums and
+            counts are reduced, so every molecule counts once and all ranks get the same MAE.
 
     Returns:
         ``[T]`` MAE, NaN for a task with no label among ``index``.
     """
+    if data_parallel is not None:
+        index = data_parallel.shard(index)
     n_tasks = targets.shape[1]
     error_sums = torch.zeros(n_tasks, device=targets.device)
     counts = torch.zeros(n_tasks, device=targets.device, dtype=torch.long)
@@ -49,6 +55,9 @@ def mean_absolute_errors(
         sums, labelled = absolute_error_sums(predict(batch).float(), targets[device_chunk])
         error_sums += sums
         counts += labelled
+    if data_parallel is not None:
+        data_parallel.sum_(error_sums)
+        data_parallel.sum_(counts)
     return error_sums / counts
 
 

@@ -21,14 +21,26 @@ def masked_mse(prediction: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
         ``losses [T]`` (0 for a task with no label in the batch, still attached to the graph so
         the balancer can differentiate it) and ``mask [T]`` bool, True where the task has labels.
     """
+    error_sums, counts = masked_squared_error_sums(prediction, target)
+    return error_sums / counts.clamp(min=1), counts > 0
+
+
+def masked_squared_error_sums(prediction: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
+    """``[T]`` sums of squared errors over the labelled entries (attached) and ``[T]`` label counts.
+
+    What ranks reduce in data-parallel training: the global batch's masked MSE is the sum of
+    these sums over the ranks divided by the sum of the counts.
+
+    Args:
+        prediction: ``[B, T]``.
+        target: ``[B, T]`` with NaN for missing labels.
+    """
     labelled = ~torch.isnan(target)
     # where() before the difference, so a NaN label never reaches the gradient (0 * NaN = NaN)
     error = torch.where(
         labelled, prediction - torch.nan_to_num(target), torch.zeros_like(prediction)
     )
-    counts = labelled.sum(dim=0)
-    losses = error.square().sum(dim=0) / counts.clamp(min=1)
-    return losses, counts > 0
+    return error.square().sum(dim=0), labelled.sum(dim=0)
 
 
 def absolute_error_sums(prediction: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:

@@ -42,12 +42,25 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False)
             uninterrupted run bit-for-bit on CPU. ``epochs`` may be raised to train longer.
         overwrite: start afresh even if ``config.out`` already holds a run (its files are
             replaced). Without it, an existing run is refused rather than silently clobbered.
+
+    Under ``torchrun --nproc-per-node N`` the N ranks train together (``batch_size`` is the
+    global batch; rank 0 writes the run directory); see docs/training.md.
     """
     run = prepare_run(config, resume=resume, overwrite=overwrite)
+    if run.data_parallel is None:
+        _train_prepared(run, resume=resume)
+        return run.run_dir.path
+    with run.data_parallel.stop_together():
+        _train_prepared(run, resume=resume)
+        run.data_parallel.barrier()  # no rank tears the group down while another still reduces
+    run.data_parallel.close()
+    return run.run_dir.path
+
+
+def _train_prepared(run: TrainingRun, *, resume: bool) -> None:
     state = restore_checkpoint(run) if resume else start(run)
     fit(run, state)
     evaluate_selected_model(run, state)
-    return run.run_dir.path
 
 
 @dataclass
@@ -80,6 +93,8 @@ class ModelSelection:
         self.run = run
 
     def save(self, state: RunState) -> None:
+        if not self.run.is_main:
+            return
         extra = {"best_epoch": state.best_epoch}
         if state.best_epoch:
             extra["val_score"] = state.best_score
@@ -175,16 +190,22 @@ def run_epoch(run: TrainingRun, epoch: int) -> EpochRecord:
         split.train[torch.randperm(len(split.train), generator=run.shuffle_generator)],
         batch_size=config.batch_size,
         autocast=run.autocast,
+        data_parallel=run.data_parallel,
     )
     run.model.eval()
     val_mae = mean_absolute_errors(
-        run.predict, run.graphs, run.targets, split.val, batch_size=config.eval_batch_size
+        run.predict,
+        run.graphs,
+        run.targets,
+        split.val,
+        batch_size=config.eval_batch_size,
+        data_parallel=run.data_parallel,
     )
     # the epoch's one read from the device
     means, val_mae = torch.cat([sums.means().stacked(), val_mae[None]]).cpu().split([4, 1])
     seconds = time.perf_counter() - started
     probe = None
-    if config.gradient_probe:
+    if config.gradient_probe and run.is_main:
         probe = probe_gradient_norms(run, split.train[: config.gradient_probe])
     return EpochRecord(
         epoch=epoch + 1,
@@ -202,8 +223,9 @@ def fit(run: TrainingRun, state: RunState) -> RunState:
     config = run.config
     selection = ModelSelection(run)
     log = MetricsLog(run.run_dir, run.scorer.target_names, probe=bool(config.gradient_probe))
-    log.write(state.history)
-    show = config.progress if config.progress is not None else sys.stderr.isatty()
+    if run.is_main:
+        log.write(state.history)
+    show = run.is_main and (config.progress if config.progress is not None else sys.stderr.isatty())
     progress = tqdm(
         range(state.epoch, config.epochs),
         initial=state.epoch,
@@ -219,8 +241,9 @@ def fit(run: TrainingRun, state: RunState) -> RunState:
         selection.update(state, record)
         run.balancer.end_epoch()
         state.history.append(log.row(record))
-        log.write(state.history)
-        save_checkpoint(run.run_dir.path, checkpoint_state(run, state))
+        if run.is_main:
+            log.write(state.history)
+            save_checkpoint(run.run_dir.path, checkpoint_state(run, state))
         progress.set_postfix(
             loss=f"{state.history[-1]['train_loss']:.4f}",
             val=f"{record.val_score:.4g}",
@@ -249,6 +272,8 @@ def probe_gradient_norms(run: TrainingRun, index: Tensor) -> Tensor:
 
 def evaluate_selected_model(run: TrainingRun, state: RunState) -> dict[str, Any]:
     """Evaluate the selected (best-validation) weights on the test split; write and return it."""
+    if run.data_parallel is not None:
+        run.data_parallel.barrier()  # rank 0 has written the selected model.pt
     best = torch.load(run.run_dir.weights_path, map_location=run.device, weights_only=True)
     run.model.load_state_dict(best)
     run.model.eval()
@@ -258,6 +283,7 @@ def evaluate_selected_model(run: TrainingRun, state: RunState) -> dict[str, Any]
         run.targets,
         run.split.test,
         batch_size=run.config.eval_batch_size,
+        data_parallel=run.data_parallel,
     ).cpu()
     report = {
         "split": "test",
@@ -265,5 +291,6 @@ def evaluate_selected_model(run: TrainingRun, state: RunState) -> dict[str, Any]
         "best_epoch": state.best_epoch,
         **run.scorer.report(mae),
     }
-    run.run_dir.write_test_metrics(report)
+    if run.is_main:
+        run.run_dir.write_test_metrics(report)
     return report
