@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -137,9 +138,19 @@ def _mean_task_ranks(results: pd.DataFrame) -> dict[str, float]:
     return mean_mae.rank(axis=0, method="average").mean(axis=1).to_dict()
 
 
-def write_report(out: str | os.PathLike, protocol: str | Protocol | None = None) -> dict[str, Path]:
+def write_report(
+    out: str | os.PathLike,
+    protocol: str | Protocol | None = None,
+    *,
+    seeds: Sequence[int] | None = None,
+) -> dict[str, Path]:
     """Write ``summary.csv``, ``results.csv``, ``stl.csv``, ``table.md`` and the plots into
-    ``out`` from the runs finished so far; return the written paths by name."""
+    ``out`` from the runs finished so far; return the written paths by name.
+
+    Args:
+        seeds: report only these seeds (e.g. those every method has finished, so that all
+            methods are compared on the same seeds); default: every finished seed.
+    """
     out = Path(out)
     manifest = read_manifest(out)
     protocol = (
@@ -147,7 +158,9 @@ def write_report(out: str | os.PathLike, protocol: str | Protocol | None = None)
         if not isinstance(protocol, Protocol)
         else protocol
     )
-    results, stl, costs = collect(out)
+    results, stl, costs = (
+        frame if seeds is None else frame[frame["seed"].isin(list(seeds))] for frame in collect(out)
+    )
     summary = summarize(protocol, results, stl, costs)
     paths = {name: out / f"{name}.csv" for name in ("summary", "results", "stl")}
     for name, frame in (("summary", summary), ("results", results), ("stl", stl)):

@@ -29,7 +29,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--methods", type=_names, help="comma-separated method labels (default: all)"
     )
     parser.add_argument(
-        "--seeds", type=_seeds, help="comma-separated seeds (default: the protocol's)"
+        "--seeds",
+        type=_seeds,
+        help="comma-separated seeds to run (with --report-only: to report; default: the protocol's, or every finished seed)",
     )
     parser.add_argument("--jobs", type=int, default=1, help="runs at a time (default 1)")
     parser.add_argument(
@@ -70,7 +72,9 @@ def run(args: argparse.Namespace) -> int:
                 threads=args.threads,
                 settings=settings,
             )
-        paths = write_report(args.out, args.protocol)
+        paths = write_report(
+            args.out, args.protocol, seeds=args.seeds if args.report_only else None
+        )
     except (BenchmarkError, ConfigError, ValueError, FileNotFoundError) as error:
         print(f"molmtl benchmark: error: {error}", file=sys.stderr)
         return 1

@@ -162,3 +162,10 @@ def test_cli_without_protocol_or_out_fails_with_a_message(capsys, tmp_path):
     assert "give --protocol and --out" in capsys.readouterr().err
     assert main(["benchmark", "--report-only", "--out", str(tmp_path / "none")]) == 1
     assert "not a benchmark directory" in capsys.readouterr().err
+
+
+def test_the_report_can_be_limited_to_chosen_seeds(finished):
+    summary = pd.read_csv(write_report(finished, seeds=[0])["summary"])
+    assert (summary["seeds"] == 1).all()
+    assert pd.read_csv(write_report(finished, seeds=[5])["summary"]).empty
+    write_report(finished)
