@@ -91,6 +91,8 @@ def collect(out: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
 
 def delta_m_per_run(results: pd.DataFrame, stl: pd.DataFrame) -> pd.DataFrame:
     """Δm% of every (method, seed) whose every task has a single-task reference at that seed."""
+    if results.empty:
+        return pd.DataFrame(columns=["method", "seed", "delta_m"])
     merged = results.merge(
         stl[["task", "seed", "test_mae"]], on=["task", "seed"], how="left", suffixes=("", "_stl")
     )
