@@ -2,9 +2,7 @@
 
 On a machine where other processes compete for the cores, intra-op threads that wait for each
 other on a shared core can make a step tens of times slower (docs/benchmarks.md, "CPU threads").
-So molmtl's command line sets OpenMP's wait policy to passive (idle threads sleep instead of
-spinning; the environment variable must be set before torch is imported) and picks the thread
-count from the cores that are free when it starts:
+So molmtl's command line picks the thread count from the cores that are free when it starts:
 
     auto = max(1, usable cores − round(1-minute load average))
 
@@ -16,14 +14,6 @@ from __future__ import annotations
 import os
 
 THREADS_VARIABLE = "MOLMTL_THREADS"
-
-
-def set_wait_policy() -> None:
-    """Let idle OpenMP threads sleep (``OMP_WAIT_POLICY=PASSIVE``) unless the user chose a policy.
-
-    Takes effect only before torch is first imported.
-    """
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 def usable_cores() -> int:

@@ -25,11 +25,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
 
 #: policy name → (torch threads, extra environment); None threads = torch's default
-POLICIES: dict[str, tuple[int | None, dict[str, str]]] = {
+POLICIES: dict[str, tuple[int | str | None, dict[str, str]]] = {
     "torch default": (None, {}),
     "all cores, OMP passive": (os.cpu_count(), {"OMP_WAIT_POLICY": "PASSIVE"}),
     "1 thread": (1, {}),
-    "molmtl auto": (None, {"MOLMTL_THREADS": "auto"}),
+    # what the CLI does: threads from the free cores (molmtl.configure_threads)
+    "molmtl auto": ("auto", {}),
 }
 
 
@@ -47,11 +48,12 @@ def child(args: argparse.Namespace) -> None:
     """Time ``args.epochs`` epochs under this process's thread settings; print JSON."""
     import torch
 
+    from molmtl import configure_threads
     from molmtl.training import TrainConfig, prepare_run, train_epoch
 
     threads = json.loads(args.child)["threads"]
     if threads is not None:
-        torch.set_num_threads(threads)
+        configure_threads(threads)
     config = TrainConfig.load(
         preset="qm9-quick",
         overrides={
@@ -87,7 +89,7 @@ def spin() -> None:
         pass
 
 
-def measure(args: argparse.Namespace, threads: int | None, env: dict[str, str]) -> dict:
+def measure(args: argparse.Namespace, threads: int | str | None, env: dict[str, str]) -> dict:
     command = [sys.executable, __file__, "--child", json.dumps({"threads": threads})]
     command += ["--n-molecules", str(args.n_molecules), "--epochs", str(args.epochs)]
     command += ["--balancer", args.balancer] + (["--data", args.data] if args.data else [])

@@ -41,12 +41,3 @@ def test_the_command_line_type_explains_a_bad_value():
     assert threads_argument("auto") == "auto" and threads_argument("2") == 2
     with pytest.raises(argparse.ArgumentTypeError, match="got 0"):
         threads_argument("0")
-
-
-def test_the_wait_policy_is_a_default_the_user_can_override(monkeypatch):
-    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
-    _threads.set_wait_policy()
-    assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
-    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
-    _threads.set_wait_policy()
-    assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"

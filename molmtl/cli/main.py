@@ -11,7 +11,6 @@ import argparse
 import sys
 from importlib import import_module
 
-from molmtl._threads import set_wait_policy
 from molmtl._version import __version__
 
 #: command → (module, one-line help)
@@ -43,7 +42,6 @@ def _top_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run ``molmtl`` with ``argv`` (default: ``sys.argv[1:]``) and return the exit code."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    set_wait_policy()  # before any subcommand imports torch
     if not argv or argv[0] not in COMMANDS:
         parser = _top_parser()
         if not argv:

@@ -11,13 +11,11 @@ from __future__ import annotations
 from abc import abstractmethod
 
 import numpy as np
-import torch
-from torch import Tensor
 
-from molmtl.balancing._methods._gram import GramianWeightedAggregator, solve_on_host
+from molmtl.balancing._methods._gram import HostSolvedGramAggregator
 
 
-class DualConeAggregator(GramianWeightedAggregator):
+class DualConeAggregator(HostSolvedGramAggregator):
     """Base of the aggregators whose update is a sum of projections onto the dual cone.
 
     Subclasses give the ``[k, n]`` coefficients of the vectors to project (:meth:`targets`);
@@ -35,11 +33,6 @@ class DualConeAggregator(GramianWeightedAggregator):
     @abstractmethod
     def targets(self, n_tasks: int) -> np.ndarray:
         """``[k, n_tasks]`` coefficients of the ``k`` vectors to project, over the present tasks."""
-
-    def gramian_weights(
-        self, gram: Tensor, losses: Tensor, mask: Tensor, *, grads_dtype: torch.dtype
-    ) -> Tensor:
-        return solve_on_host(gram, mask, self._solve, like=gram)
 
     def _solve(self, gram: np.ndarray) -> np.ndarray:
         """``[n]`` weights from the ``[n, n]`` Gram matrix of the present tasks."""

@@ -245,3 +245,17 @@ def _orders(
         return keys.argsort(dim=1)
     keys.fill_diagonal_(2.0)  # sorts each task itself last, then drops it
     return keys.argsort(dim=1)[:, :-1]
+
+
+class HostSolvedGramAggregator(GramianWeightedAggregator):
+    """A Gram-based method whose weights come from a numpy/scipy solve of the present tasks'
+    ``[n, n]`` Gram matrix (:func:`solve_on_host`); subclasses implement ``_solve``."""
+
+    def gramian_weights(
+        self, gram: Tensor, losses: Tensor, mask: Tensor, *, grads_dtype: torch.dtype
+    ) -> Tensor:
+        return solve_on_host(gram, mask, self._solve, like=gram)
+
+    def _solve(self, gram: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
+        """``[n]`` weights from the ``[n, n]`` Gram matrix of the present tasks."""
+        raise NotImplementedError

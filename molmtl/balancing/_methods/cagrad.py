@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-import torch
-from torch import Tensor
 
-from molmtl.balancing._methods._gram import GramianWeightedAggregator, solve_on_host
+from molmtl.balancing._methods._gram import HostSolvedGramAggregator
 
 #: divisor of the update for each ``rescale`` option of the official code (c = ``c``).
 _RESCALES = {0: lambda c: 1.0, 1: lambda c: 1.0 + c**2, 2: lambda c: 1.0 + c}
@@ -14,7 +12,7 @@ _RESCALES = {0: lambda c: 1.0, 1: lambda c: 1.0 + c**2, 2: lambda c: 1.0 + c}
 _KKT_TOLERANCE = 1e-9
 
 
-class CAGrad(GramianWeightedAggregator):
+class CAGrad(HostSolvedGramAggregator):
     """Conflict-averse gradient descent.
 
     Liu et al., "Conflict-Averse Gradient Descent for Multi-task Learning", NeurIPS 2021.
@@ -55,11 +53,6 @@ class CAGrad(GramianWeightedAggregator):
             raise ValueError(f"CAGrad rescale must be one of {sorted(_RESCALES)}, got {rescale!r}")
         self.c = c
         self.rescale = rescale
-
-    def gramian_weights(
-        self, gram: Tensor, losses: Tensor, mask: Tensor, *, grads_dtype: torch.dtype
-    ) -> Tensor:
-        return solve_on_host(gram, mask, self._solve, like=gram)
 
     def _solve(self, gram: np.ndarray) -> np.ndarray:
         """``[n]`` weights from the ``[n, n]`` Gram matrix of the present tasks."""

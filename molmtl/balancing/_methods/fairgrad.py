@@ -5,13 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-import torch
-from torch import Tensor
 
 from molmtl.balancing._methods._gram import (
-    GramianWeightedAggregator,
+    HostSolvedGramAggregator,
     min_norm_simplex_weights,
-    solve_on_host,
 )
 
 #: the α-fair condition must hold to this relative accuracy, else the solve failed.
@@ -23,7 +20,7 @@ _NEWTON_STEPS = 200
 _NO_AGREEMENT = 1e-12
 
 
-class FairGrad(GramianWeightedAggregator):
+class FairGrad(HostSolvedGramAggregator):
     """Fair resource allocation in multi-task learning.
 
     Ban & Ji, "Fair Resource Allocation in Multi-Task Learning", ICML 2024.
@@ -69,11 +66,6 @@ class FairGrad(GramianWeightedAggregator):
             )
         self.alpha = alpha
         self.max_norm = max_norm
-
-    def gramian_weights(
-        self, gram: Tensor, losses: Tensor, mask: Tensor, *, grads_dtype: torch.dtype
-    ) -> Tensor:
-        return solve_on_host(gram, mask, self._solve, like=gram)
 
     def _solve(self, gram: np.ndarray) -> np.ndarray:
         """``[n]`` weights from the ``[n, n]`` Gram matrix of the present tasks."""

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import numpy as np
-import torch
-from torch import Tensor
 
 from molmtl.balancing._methods._gram import (
-    GramianWeightedAggregator,
+    HostSolvedGramAggregator,
     min_norm_simplex_weights,
-    solve_on_host,
 )
 
 
-class SDMGrad(GramianWeightedAggregator):
+class SDMGrad(HostSolvedGramAggregator):
     """Stochastic direction-oriented multi-objective gradient descent.
 
     Xiao et al., "Direction-oriented Multi-objective Learning: Simple and Provable Stochastic
@@ -44,11 +41,6 @@ class SDMGrad(GramianWeightedAggregator):
         if lamda < 0:
             raise ValueError(f"SDMGrad lamda must be >= 0, got {lamda}")
         self.lamda = lamda
-
-    def gramian_weights(
-        self, gram: Tensor, losses: Tensor, mask: Tensor, *, grads_dtype: torch.dtype
-    ) -> Tensor:
-        return solve_on_host(gram, mask, self._solve, like=gram)
 
     def _solve(self, gram: np.ndarray) -> np.ndarray:
         """``[n]`` weights from the ``[n, n]`` Gram matrix of the present tasks."""
