@@ -16,6 +16,7 @@ from molmtl.featurizers._base import (
     Featurizer,
     FeaturizerSpecError,
     InvalidMoleculeError,
+    canonical_atom_order,
     parse_smiles,
 )
 from molmtl.featurizers._registry import (
@@ -41,6 +42,7 @@ __all__ = [
     "InvalidMoleculeError",
     "MoleculeFacts",
     "available",
+    "canonical_atom_order",
     "feature_tables",
     "from_spec",
     "get",

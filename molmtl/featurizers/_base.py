@@ -97,6 +97,17 @@ def bonds_of(mol: Chem.Mol) -> list[Chem.Bond]:
     return list(map(mol.GetBondWithIdx, range(mol.GetNumBonds())))
 
 
+def canonical_atom_order(mol: Chem.Mol) -> Chem.Mol:
+    """``mol`` with its atoms renumbered in RDKit's canonical order (ties broken, chirality used).
+
+    Every way of writing a molecule then gives the same atom order, so the same graph: a
+    tetrahedral tag (@ / @@) is relative to the order of the atom's neighbours, and even the
+    summation order of a message-passing layer follows the atom order.
+    """
+    ranks = list(Chem.CanonicalRankAtoms(mol, breakTies=True, includeChirality=True))
+    return Chem.RenumberAtoms(mol, sorted(range(len(ranks)), key=ranks.__getitem__))
+
+
 def parse_smiles(smiles: Any) -> Chem.Mol:
     """RDKit molecule from a SMILES string, or :class:`InvalidMoleculeError` saying why not."""
     if not isinstance(smiles, str):

@@ -1,7 +1,9 @@
 """The default 2D featurizer: molecular graph of heavy atoms from a SMILES string.
 
 Hydrogens are implicit (counted in ``num_hs``) unless written as explicit atoms (``[H][H]``).
-Every bond gives two directed edges, ``i -> j`` then ``j -> i``, in RDKit bond order.
+Atoms are in RDKit's canonical order and bonds sorted by their atoms' indices, so every way of
+writing a molecule (atom order, ring-closure digits) gives the identical graph and prediction.
+Every bond gives two directed edges, ``i -> j`` (``i < j``) then ``j -> i``.
 """
 
 from __future__ import annotations
@@ -12,7 +14,13 @@ import numpy as np
 from rdkit import Chem
 from rdkit.Chem import Atom, Bond
 
-from molmtl.featurizers._base import Featurizer, RawGraph, atoms_of, bonds_of
+from molmtl.featurizers._base import (
+    Featurizer,
+    RawGraph,
+    atoms_of,
+    bonds_of,
+    canonical_atom_order,
+)
 from molmtl.featurizers._registry import register
 from molmtl.featurizers.features import Feature
 
@@ -24,6 +32,7 @@ _STEREO = ("STEREONONE", "STEREOANY", "STEREOZ", "STEREOE", "STEREOCIS", "STEREO
 _MASSES = [_TABLE.GetAtomicWeight(z) for z in range(119)]
 _CHI_UNSPECIFIED = int(Chem.ChiralType.CHI_UNSPECIFIED)
 _STEREO_NONE = int(Chem.BondStereo.STEREONONE)
+_CW, _CCW = Chem.ChiralType.CHI_TETRAHEDRAL_CW, Chem.ChiralType.CHI_TETRAHEDRAL_CCW
 
 NODE_FEATURES_2D: tuple[Feature, ...] = (
     Feature(
@@ -55,7 +64,7 @@ NODE_FEATURES_2D: tuple[Feature, ...] = (
     ),
     Feature(
         "chirality",
-        "tetrahedral chirality tag from the SMILES (@ = CCW, @@ = CW)",
+        "tetrahedral chirality from the SMILES: CW or CCW with the neighbours in atom order",
         values=tuple(
             int(Chem.ChiralType.names[c])
             for c in ("CHI_UNSPECIFIED", "CHI_TETRAHEDRAL_CW", "CHI_TETRAHEDRAL_CCW")
@@ -97,7 +106,9 @@ class Graph2DFeaturizer(Featurizer):
     """
 
     name = "2d"
-    version = 1
+    #: 2: canonical atom and bond order (version 1 kept the SMILES' order, so the chirality
+    #: tags of one molecule written two ways could differ)
+    version = 2
     node_features = NODE_FEATURES_2D
     edge_features = EDGE_FEATURES_2D
 
@@ -107,6 +118,7 @@ class Graph2DFeaturizer(Featurizer):
         # Getting an RDKit Atom/Bond object costs ~1 µs, a getter ~0.2 µs and a small numpy call
         # ~1 µs: fetch each object once, read getters with map() into lists, and make one array
         # per molecule for nodes and one for bonds. One-hot encoding happens later, vectorized.
+        mol = canonical_atom_order(mol)
         atoms, bonds = atoms_of(mol), bonds_of(mol)
         n_atoms, n_bonds = len(atoms), len(bonds)
         atomic_numbers = list(map(Atom.GetAtomicNum, atoms))
@@ -119,7 +131,7 @@ class Graph2DFeaturizer(Featurizer):
                 list(map(Atom.GetFormalCharge, atoms)) if brackets else [0] * n_atoms,
                 list(map(Atom.GetTotalNumHs, atoms)),
                 list(map(Atom.GetHybridization, atoms)),
-                list(map(Atom.GetChiralTag, atoms))
+                _canonical_chiral_tags(atoms)
                 if "@" in smiles
                 else [_CHI_UNSPECIFIED] * n_atoms,
                 list(map(Atom.GetNumRadicalElectrons, atoms)) if brackets else [0] * n_atoms,
@@ -145,6 +157,29 @@ class Graph2DFeaturizer(Featurizer):
             ],
             dtype=np.int64,
         )
+        # RenumberAtoms keeps the bonds in input order: orient each bond low -> high index, sort
+        bond_rows[0:2] = np.sort(bond_rows[0:2], axis=0)
+        bond_rows = bond_rows[:, np.lexsort((bond_rows[1], bond_rows[0]))]
         # edge 2k is bond k forwards, edge 2k + 1 backwards
         edge_index = np.stack([bond_rows[0:2], bond_rows[1::-1]], axis=2).reshape(2, 2 * n_bonds)
         return RawGraph(node_raw, edge_index, np.repeat(bond_rows[2:].T, 2, axis=0))
+
+
+def _canonical_chiral_tags(atoms: list[Atom]) -> list[int]:
+    """Each atom's tetrahedral tag relative to its neighbours in ascending index order.
+
+    RDKit's tag is relative to the order of the atom's bonds, which follows the SMILES as
+    written even after the atoms are renumbered; an odd permutation from that order to the
+    sorted one swaps CW and CCW (an implicit hydrogen keeps its place in either convention).
+    """
+    tags = []
+    for atom in atoms:
+        tag = atom.GetChiralTag()
+        if tag in (_CW, _CCW):
+            index = atom.GetIdx()
+            neighbours = [bond.GetOtherAtomIdx(index) for bond in atom.GetBonds()]
+            inversions = sum(a > b for i, a in enumerate(neighbours) for b in neighbours[i + 1 :])
+            if inversions % 2:
+                tag = _CCW if tag == _CW else _CW
+        tags.append(int(tag))
+    return tags

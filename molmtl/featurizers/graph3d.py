@@ -212,7 +212,9 @@ class Graph3DFeaturizer(Featurizer):
     """
 
     name = "3d"
-    version = 1
+    #: 2: a generated conformer is embedded in canonical atom order, so every way of writing a
+    #: molecule gives the same conformer and prediction
+    version = 2
     node_features = NODE_FEATURES_3D
     edge_features = EDGE_FEATURES_3D
     uses_coordinates = True
@@ -243,6 +245,8 @@ class Graph3DFeaturizer(Featurizer):
             raise InvalidMoleculeError(
                 f"element(s) {', '.join(outside)} unsupported by the 3D featurizer (only {', '.join(ELEMENTS_3D)})"
             )
+        if coords is None:  # the conformer, and so the prediction, then follow no way of writing
+            mol = _canonical_molecule(mol)
         mol = Chem.AddHs(mol)
         note = ""
         if coords is None:
@@ -287,3 +291,11 @@ class Graph3DFeaturizer(Featurizer):
         edge_raw[np.flatnonzero(bonded), pair_type[bonded]] = 1.0
         edge_raw[:, 4] = np.linalg.norm(coords[target] - coords[source], axis=1)
         return RawGraph(node_raw, np.stack([source, target]), edge_raw, coords, note)
+
+
+def _canonical_molecule(mol: Chem.Mol) -> Chem.Mol:
+    """``mol`` read back from its canonical SMILES: atoms and bonds in canonical order, which
+    the embedding of a conformer depends on. Unchanged in the rare case RDKit cannot re-read it."""
+    with rdBase.BlockLogs():
+        canonical = Chem.MolFromSmiles(Chem.MolToSmiles(mol))
+    return mol if canonical is None else canonical

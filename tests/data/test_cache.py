@@ -9,8 +9,8 @@ from molmtl.data import cache, load_csv, load_qm9
 from molmtl.featurizers.graph2d import Graph2DFeaturizer
 
 
-class Graph2DVersion2(Graph2DFeaturizer):
-    version = 2
+class Graph2DNextVersion(Graph2DFeaturizer):
+    version = Graph2DFeaturizer.version + 1
 
 
 def forbid_featurizing(monkeypatch):
@@ -63,8 +63,8 @@ def test_cache_file_is_tensor_only(qm9_small_dir, tmp_path):
 
 def test_changed_featurizer_spec_misses_the_cache(qm9_small_dir, tmp_path):
     load_qm9(qm9_small_dir, cache_dir=tmp_path)
-    dataset = load_qm9(qm9_small_dir, cache_dir=tmp_path, featurizer=Graph2DVersion2())
-    assert dataset.featurizer_spec["version"] == 2
+    dataset = load_qm9(qm9_small_dir, cache_dir=tmp_path, featurizer=Graph2DNextVersion())
+    assert dataset.featurizer_spec["version"] == Graph2DNextVersion.version
     assert len(list(tmp_path.glob("*.pt"))) == 2
 
 

@@ -13,6 +13,11 @@ SMILES = ["C", "O", "CCO", "C#N", "c1ccoc1", "CC(=O)N", "[NH3+]CC([O-])=O", "FC(
 BOND_COLUMN = {"SINGLE": 0, "DOUBLE": 1, "TRIPLE": 2, "AROMATIC": 3}
 
 
+def generated_mol(smiles: str) -> Chem.Mol:
+    """The atoms as a generated conformer orders them: canonical SMILES order, then hydrogens."""
+    return Chem.AddHs(Chem.MolFromSmiles(Chem.MolToSmiles(Chem.MolFromSmiles(smiles))))
+
+
 def reference(mol: Chem.Mol, pos: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """PyG QM9 node features + Complete + Distance(norm=False), written as plain loops."""
     x = []
@@ -41,7 +46,7 @@ def reference(mol: Chem.Mol, pos: np.ndarray) -> tuple[np.ndarray, np.ndarray, n
 @pytest.mark.parametrize("smiles", SMILES)
 def test_generated_conformer_matches_reference(smiles):
     data = FEATURIZER.featurize(smiles)
-    mol = Chem.AddHs(Chem.MolFromSmiles(smiles))
+    mol = generated_mol(smiles)
     x, edge_index, edge_attr = reference(mol, data.pos.double().numpy())
     np.testing.assert_allclose(data.x.numpy(), x)
     np.testing.assert_array_equal(data.edge_index.numpy(), edge_index)
@@ -59,7 +64,7 @@ def test_generated_conformer_matches_reference(smiles):
 @pytest.mark.parametrize("seed", [0, 1])
 def test_permuting_coordinate_rows_permutes_the_graph(smiles, seed):
     generated = FEATURIZER.featurize(smiles)
-    elements = [a.GetSymbol() for a in Chem.AddHs(Chem.MolFromSmiles(smiles)).GetAtoms()]
+    elements = [a.GetSymbol() for a in generated_mol(smiles).GetAtoms()]
     permutation = np.random.default_rng(seed).permutation(len(elements))
     coords = generated.pos.double().numpy()[permutation]
     permuted = FEATURIZER.featurize(
@@ -84,6 +89,13 @@ def test_methane_values():
     x = FEATURIZER.featurize("C").x
     assert x[0].tolist() == [0, 1, 0, 0, 0, 6, 0, 0, 0, 1, 4]
     assert x[1].tolist() == [1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0]
+
+
+@pytest.mark.parametrize("smiles", ["OCC", "C(O)(=O)CN", "C1=COC=C1"])
+def test_generated_conformer_does_not_depend_on_the_writing(smiles):
+    canonical = Chem.MolToSmiles(Chem.MolFromSmiles(smiles))
+    written, rewritten = FEATURIZER.featurize(smiles), FEATURIZER.featurize(canonical)
+    assert torch.equal(written.x, rewritten.x) and torch.equal(written.pos, rewritten.pos)
 
 
 def test_conformer_is_seeded_and_noted():
