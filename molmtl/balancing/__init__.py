@@ -54,7 +54,7 @@ if TYPE_CHECKING:
     from molmtl.balancing._methods.stch import STCH
     from molmtl.balancing._methods.upgrad import UPGrad
     from molmtl.balancing._methods.uw import UncertaintyWeighting
-    from molmtl.balancing._validation import InvalidLossError
+    from molmtl.balancing._validation import InvalidGradientError, InvalidLossError
 
 _LAZY = {
     "Aggregator": "molmtl.balancing._base",
@@ -66,6 +66,7 @@ _LAZY = {
     "DEFAULT_BACKEND": "molmtl.balancing._gradients",
     "LossWeighting": "molmtl.balancing._loss_weighting",
     "GramianWeightedAggregator": "molmtl.balancing._methods._gram",
+    "InvalidGradientError": "molmtl.balancing._validation",
     "InvalidLossError": "molmtl.balancing._validation",
     **METHOD_MODULES,
 }
@@ -96,6 +97,7 @@ __all__ = [
     "GradVac",
     "GradientBalancer",
     "GramianWeightedAggregator",
+    "InvalidGradientError",
     "InvalidLossError",
     "LossWeighting",
     "MoCo",

@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from molmtl.balancing._numerics import compute_dtype
 from molmtl.balancing._validation import LossMonitor, checked_mask
 
 #: what ``shared`` and ``task_specific`` accept: e.g. ``module.parameters()``.
@@ -118,8 +119,11 @@ class Balancer(ABC):
     :meth:`check`, :meth:`end_epoch` or :meth:`state_dict`, without a host sync in the step.
 
     Args:
-        shared: parameters shared by all tasks (the encoder).
-        task_specific: parameters that belong to one task each (the heads); may be empty.
+        shared: parameters shared by all tasks (the encoder). A parameter listed more than once
+            counts once (tied weights, or ``parameters()`` of overlapping modules); those that
+            do not require grad are left out.
+        task_specific: parameters that belong to one task each (the heads); may be empty;
+            de-duplicated like ``shared``.
         n_tasks: T, the number of tasks.
     """
 
@@ -135,10 +139,8 @@ class Balancer(ABC):
     ) -> None:
         if isinstance(n_tasks, bool) or not isinstance(n_tasks, int) or n_tasks < 1:
             raise ValueError(f"n_tasks must be an int >= 1, got {n_tasks!r}")
-        self.shared_params: list[torch.nn.Parameter] = [p for p in shared if p.requires_grad]
-        self.task_params: list[torch.nn.Parameter] = [
-            p for p in (task_specific or []) if p.requires_grad
-        ]
+        self.shared_params: list[torch.nn.Parameter] = _unique_trainable(shared)
+        self.task_params: list[torch.nn.Parameter] = _unique_trainable(task_specific or [])
         if not self.shared_params:
             raise ValueError("shared must contain at least one parameter that requires grad")
         shared_ids = {id(p) for p in self.shared_params}
@@ -151,6 +153,8 @@ class Balancer(ABC):
             )
         self.n_tasks = n_tasks
         self.device: torch.device = self.shared_params[0].device
+        #: the dtype of the method's own state and arithmetic: the parameters', at least float32.
+        self.state_dtype: torch.dtype = compute_dtype(self.shared_params[0].dtype)
         self._monitor = LossMonitor(type(self).__name__)
 
     @property
@@ -216,3 +220,24 @@ class Balancer(ABC):
             raise ValueError(
                 f"{type(self).__name__} is stateless but got state keys {sorted(state)}"
             )
+
+
+def _unique_trainable(params: Iterable[torch.nn.Parameter]) -> list[torch.nn.Parameter]:
+    """The parameters of ``params`` that require grad, each once (by identity), in order.
+
+    A parameter listed twice would otherwise get its gradient written twice.
+    """
+    if isinstance(params, Tensor):
+        raise TypeError("parameters must be an iterable of tensors (e.g. [param]), got a tensor")
+    unique: dict[int, torch.nn.Parameter] = {}
+    for param in params:
+        if not isinstance(param, Tensor):
+            raise TypeError(f"parameters must be tensors, got {type(param).__name__}")
+        if param.requires_grad and not param.is_leaf:
+            raise ValueError(
+                "parameters must be leaf tensors (e.g. module.parameters()), got a computed "
+                f"tensor of shape {list(param.shape)} whose .grad would never be filled"
+            )
+        if param.requires_grad:
+            unique.setdefault(id(param), param)
+    return list(unique.values())

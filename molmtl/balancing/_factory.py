@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from molmtl.balancing._base import Aggregator, Balancer, Parameters
@@ -40,10 +41,12 @@ def get(
             :class:`GradientBalancer`) and ``eps`` for those with the log transform.
 
     Raises:
-        ValueError: unknown ``name`` or option, listing the valid ones.
+        ValueError: unknown ``name`` or option, listing the valid ones; a NaN or infinite
+            option.
         ImportError: the method's module cannot be imported.
     """
     method = _load(name)
+    _check_finite(name, options)
     if issubclass(method, Aggregator):
         balancer = _gradient_balancer(name, method, shared, task_specific, n_tasks, options)
     else:
@@ -57,6 +60,14 @@ def is_gradient_method(name: str) -> bool:
     """Whether ``name`` is a gradient method (a :class:`GradientBalancer`, which takes
     ``backend``, ``distributed`` and ``process_group``) rather than a loss-weighting one."""
     return issubclass(_load(name), (Aggregator, GradientBalancer))
+
+
+def _check_finite(name: str, options: dict[str, Any]) -> None:
+    """Refuse NaN and ±inf options: none is meaningful, and each would surface steps later as
+    NaN weights (``max_norm=0``, not inf, disables clipping)."""
+    for key, value in options.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"{name}: option {key} must be a finite number, got {value}")
 
 
 def _load(name: str) -> type:

@@ -10,6 +10,7 @@ from torch import Tensor
 
 from molmtl.balancing._base import Aggregator, Balancer
 from molmtl.balancing._gradients import PerTaskGradients, accumulate_grads, unflatten
+from molmtl.balancing._numerics import all_finite, row_norms
 
 
 class GradientBalancer(Balancer):
@@ -94,20 +95,64 @@ class GradientBalancer(Balancer):
         if self.distributed:
             for grads in [shared_grads, *task_grads]:
                 torch.distributed.all_reduce(grads, group=self.process_group)
+        # Overflow-free norms: NaN or inf exactly for the rows that hold a NaN or inf.
+        grad_norms = row_norms(shared_grads)
+        bad = self._gradients_bad(losses, grad_norms, task_grads, bad)
         if bad is not None:
             # A bad step's NaN rows must not reach the aggregator's state.
+            mask = mask & ~bad
             shared_grads = torch.where(mask[:, None], shared_grads, 0.0)
-        observed_losses = torch.where(mask, losses.detach(), 1.0)
-        update, weights = self.aggregator.aggregate(shared_grads, observed_losses, mask)
+        # bfloat16 / float16 gradients are aggregated in float32 (a copy), written back rounded.
+        work_grads = shared_grads.to(self.state_dtype)
+        observed_losses = torch.where(mask, losses.detach(), 1.0).to(self.state_dtype)
+        update, weights = self.aggregator.aggregate(work_grads, observed_losses, mask)
+        self._check_update(update, weights, work_grads)
         if update.untyped_storage().data_ptr() == shared_grads.untyped_storage().data_ptr():
             # .grad must not alias the workspace that the next step overwrites.
             update = update.clone()
+        update = update.to(shared_grads.dtype)
         accumulate_grads(self.shared_params, unflatten(update, self.shared_params), bad)
         if weight_heads:
             head_weights = self.aggregator.head_weights().to(shared_grads.dtype)
             task_grads = [torch.tensordot(head_weights, grads, dims=1) for grads in task_grads]
         accumulate_grads(self.task_params, task_grads, bad)
-        return {"weights": weights.detach(), "grad_norms": shared_grads.norm(dim=1)}
+        if bad is not None:
+            grad_norms = torch.where(mask, grad_norms, 0.0)
+        return {"weights": weights.detach(), "grad_norms": grad_norms.to(self.state_dtype)}
+
+    def _gradients_bad(
+        self, losses: Tensor, grad_norms: Tensor, task_grads: list[Tensor], bad: Tensor | None
+    ) -> Tensor | None:
+        """Raise (CPU) or flag (accelerators) per-task gradients that are not finite.
+
+        ``grad_norms`` ``[T]`` are the norms of the shared gradients. A task-specific gradient
+        is ``[T, ...]`` per task with ``weight_heads``, else the sum over the tasks (then a
+        non-finite one is blamed on every task).
+        """
+        finite_rows = torch.isfinite(grad_norms)
+        if self.aggregator.weight_heads:
+            for grads in task_grads:
+                finite_rows = finite_rows & torch.isfinite(grads).flatten(1).all(dim=1)
+        elif task_grads:
+            finite_rows = finite_rows & all_finite(task_grads)
+        flag = self._monitor.gradient_flag(losses, finite_rows)
+        return flag if bad is None else bad | flag
+
+    def _check_update(self, update: Tensor, weights: Tensor, grads: Tensor) -> None:
+        """Raise if the aggregator turned finite gradients into a non-finite update (CPU only:
+        elsewhere it would cost a host sync every step)."""
+        # A weight may saturate at ±inf where the true one exceeds the dtype (a gradient 1e40
+        # times shorter than another); the update is formed without it and must be finite.
+        if update.device.type != "cpu" or (
+            torch.isfinite(update).all() and not weights.isnan().any()
+        ):
+            return
+        raise RuntimeError(
+            f"{self.name}: the method produced a non-finite update from finite gradients "
+            f"(weights {weights.tolist()}, gradient norms {row_norms(grads).tolist()}): the "
+            f"update exceeds the range of {grads.dtype} (rescale the losses) or the method "
+            "failed numerically; nothing was written"
+        )
 
     def _rank_surrogate(self, losses: Tensor, mask: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """This rank's share of the global objective, and the global losses and mask.

@@ -9,12 +9,16 @@ from torch import Tensor
 
 from molmtl.balancing._base import Balancer, Parameters
 from molmtl.balancing._gradients import accumulate_grads
+from molmtl.balancing._numerics import all_finite
 
 
 def masked_softmax(logits: Tensor, mask: Tensor) -> Tensor:
     """``[T]`` softmax over the tasks where ``mask`` is True, 0 elsewhere (all 0 if none)."""
     shifted = torch.where(mask, logits, float("-inf"))
-    exp = torch.where(mask, torch.exp(shifted - shifted.max().clamp(min=-1e30)), 0.0)
+    largest = shifted.max()
+    # -inf only when no task is present (then all weights are 0); any finite max shifts.
+    largest = torch.where(torch.isfinite(largest), largest, 0.0)
+    exp = torch.where(mask, torch.exp(shifted - largest), 0.0)
     return exp / exp.sum().clamp(min=torch.finfo(exp.dtype).tiny)
 
 
@@ -37,13 +41,21 @@ class LossWeighting(Balancer):
         """
 
     def _backward(self, losses: Tensor, mask: Tensor, bad: Tensor | None) -> dict[str, Tensor]:
-        observed = torch.where(mask, losses.detach(), 1.0)
+        # The method computes in its state's dtype whatever the losses' dtype.
+        observed = torch.where(mask, losses.detach(), 1.0).to(self.state_dtype)
         weights = torch.where(mask, self.loss_weights(observed, mask), 0.0)
         params = [*self.shared_params, *self.task_params]
         grads = torch.autograd.grad(
-            (weights * losses).sum(), params, allow_unused=True, materialize_grads=True
+            (weights.to(losses.dtype) * losses).sum(),
+            params,
+            allow_unused=True,
+            materialize_grads=True,
         )
-        accumulate_grads(params, grads, bad)
+        finite = all_finite(list(grads))
+        # One weighted backward pass: a non-finite gradient cannot be traced to one task.
+        blamed = mask | ~mask.any()  # every task when none is labelled
+        flag = self._monitor.gradient_flag(losses, finite.expand(self.n_tasks) | ~blamed)
+        accumulate_grads(params, grads, flag if bad is None else bad | flag)
         return {"weights": weights, "grad_norms": torch.full_like(weights, float("nan"))}
 
 

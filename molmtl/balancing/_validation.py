@@ -15,6 +15,19 @@ class InvalidLossError(ValueError):
     """The losses of a step are NaN or infinite, or negative for a method that takes their log."""
 
 
+class InvalidGradientError(InvalidLossError):
+    """The gradients of finite losses are NaN or infinite (e.g. overflow in the backward pass).
+
+    A subclass of :class:`InvalidLossError`, so one ``except`` catches both.
+    """
+
+
+def _tasks(flags: Tensor) -> str:
+    """``"task 1"`` or ``"tasks 0, 2"``: the indices where ``flags`` ``[T]`` is True."""
+    indices = [str(index) for index in flags.nonzero().flatten().tolist()]
+    return f"task{'s' if len(indices) > 1 else ''} {', '.join(indices)}"
+
+
 def checked_mask(losses: Tensor, mask: Tensor | None, n_tasks: int, method: str) -> Tensor:
     """Validate ``losses`` ``[T]`` and ``mask`` ``[T]`` and return the mask on the losses' device.
 
@@ -64,6 +77,7 @@ class LossMonitor:
         self._any_bad: Tensor | None = None  # sticky device flag
         self._first_bad_losses: Tensor | None = None
         self._first_bad_step: Tensor | None = None
+        self._first_bad_gradients: Tensor | None = None  # [T] tasks with non-finite gradients
         self._host_flag: Tensor | None = None
         self._copied: torch.cuda.Event | None = None
         self._nonnegative = False
@@ -87,16 +101,44 @@ class LossMonitor:
         # Sticky: once a step was bad, later steps are no-ops too until the error surfaces.
         return self._record(values, bad, nonnegative)
 
-    def _record(self, values: Tensor, bad: Tensor, nonnegative: bool) -> Tensor:
+    def gradient_flag(self, losses: Tensor, finite_rows: Tensor) -> Tensor | None:
+        """Check the per-task gradients of a step whose losses passed :meth:`bad_flag`.
+
+        Args:
+            losses: ``[T]`` the step's losses (for the message).
+            finite_rows: ``[T]`` bool, True where task t's gradient is finite everywhere.
+
+        Returns:
+            ``None`` on the CPU (where a non-finite gradient raises
+            :class:`InvalidGradientError` at once), else the sticky 0-d device flag, True when
+            this step or an earlier one was bad.
+        """
+        values = losses.detach()
+        if values.device.type == "cpu":
+            if not finite_rows.all():
+                raise InvalidGradientError(self._gradient_message(values, ~finite_rows, False))
+            return None
+        return self._record(values, ~finite_rows.all(), self._nonnegative, ~finite_rows)
+
+    def _record(
+        self,
+        values: Tensor,
+        bad: Tensor,
+        nonnegative: bool,
+        bad_gradients: Tensor | None = None,
+    ) -> Tensor:
         device = values.device
         if self._any_bad is None:
             self._any_bad = torch.zeros((), dtype=torch.bool, device=device)
             self._first_bad_losses = torch.zeros_like(values)
             self._first_bad_step = torch.zeros((), dtype=torch.long, device=device)
+            self._first_bad_gradients = torch.zeros(values.shape, dtype=torch.bool, device=device)
             self._host_flag = torch.zeros((), dtype=torch.bool, pin_memory=device.type == "cuda")
         first = bad & ~self._any_bad
         self._first_bad_losses = torch.where(first, values, self._first_bad_losses)
         self._first_bad_step = torch.where(first, self._steps, self._first_bad_step)
+        if bad_gradients is not None:
+            self._first_bad_gradients = torch.where(first, bad_gradients, self._first_bad_gradients)
         self._any_bad = self._any_bad | bad
         self._nonnegative = nonnegative
         self._host_flag.copy_(self._any_bad, non_blocking=True)
@@ -115,6 +157,12 @@ class LossMonitor:
         """Raise :class:`InvalidLossError` if any step so far was bad (syncs with the device)."""
         if self._any_bad is not None and bool(self._any_bad):
             step = int(self._first_bad_step)
+            if self._first_bad_gradients.any():
+                raise InvalidGradientError(
+                    self._gradient_message(
+                        self._first_bad_losses, self._first_bad_gradients, True, step
+                    )
+                )
             raise InvalidLossError(
                 self._message(self._first_bad_losses, step, self._nonnegative, skipped=True)
             )
@@ -125,13 +173,26 @@ class LossMonitor:
             if nonnegative
             else "finite"
         )
-        outcome = (
-            "that step and every later one were turned into no-ops (zero gradients)"
-            if skipped
-            else "no gradient was written"
-        )
+        # Negative losses are named too: with `nonnegative` any negative one may be the culprit.
+        bad = ~torch.isfinite(values) | ((values < 0) if nonnegative else False)
         return (
-            f"{self.method}: invalid losses at step {step}: {values.tolist()}; every task loss must be "
-            f"{rule}, including the losses of tasks masked out (use a masked mean with "
-            f"count.clamp(min=1)); {outcome}"
+            f"{self.method}: invalid losses at step {step}: {values.tolist()} ({_tasks(bad)}); "
+            f"every task loss must be {rule}, including the losses of tasks masked out (use a "
+            f"masked mean with count.clamp(min=1)); {_outcome(skipped)}"
         )
+
+    def _gradient_message(
+        self, values: Tensor, bad: Tensor, skipped: bool, step: int | None = None
+    ) -> str:
+        return (
+            f"{self.method}: non-finite gradient at step {step or self._steps} for "
+            f"{_tasks(bad)} although the losses {values.tolist()} are finite (overflow in the "
+            f"backward pass, or an operation with an infinite derivative such as sqrt at 0); "
+            f"{_outcome(skipped)}"
+        )
+
+
+def _outcome(skipped: bool) -> str:
+    if skipped:
+        return "that step and every later one were turned into no-ops (zero gradients)"
+    return "no gradient was written"

@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 
 from molmtl.balancing._base import Aggregator
+from molmtl.balancing._numerics import all_on_host, plain_is_exact, scaled_rows
 
 
 class GramianWeightedAggregator(Aggregator):
@@ -35,9 +36,13 @@ class GramianWeightedAggregator(Aggregator):
         return self.gramian_weights(gram, losses, mask, grads_dtype=grads.dtype).to(grads.dtype)
 
     def aggregate(self, grads: Tensor, losses: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
-        gram = masked_gram(grads, mask)
-        weights = self._advance(gram, losses, mask, grads_dtype=grads.dtype).to(grads.dtype)
-        return weights @ grads, weights
+        gram, unit_rows, scales = _scaled_gram(grads, mask)
+        weights = self._advance(gram, losses, mask, grads_dtype=grads.dtype)
+        # (w_t s_t) (g_t / s_t): bit for bit w @ g, and finite where a weight alone is not
+        # representable in the gradients' dtype (a gradient 10^40 times shorter than another).
+        scaled_weights = torch.where(mask, weights.to(scales.dtype) * scales, 0.0)
+        update = scaled_weights.to(grads.dtype) @ unit_rows
+        return update, weights.to(grads.dtype)
 
     @abstractmethod
     def gramian_weights(
@@ -73,10 +78,17 @@ def masked_gram(grads: Tensor, mask: Tensor) -> Tensor:
         mask: ``[T]`` bool, True for tasks present in the batch.
 
     Returns:
-        ``[T, T]`` float64 ``grads @ grads.T`` (computed in ``grads``' dtype), exactly symmetric,
-        with the rows and columns of tasks where ``mask`` is False set to 0 (even if their
-        gradients hold NaN).
+        ``[T, T]`` float64 ``grads @ grads.T`` (computed in ``grads``' dtype; for rows whose
+        products would overflow or underflow, on rows scaled by powers of two, see
+        :mod:`molmtl.balancing._numerics`), exactly symmetric, with the rows and columns
+        of tasks where ``mask`` is False set to 0 (even if their gradients hold NaN).
     """
+    return _scaled_gram(grads, mask)[0]
+
+
+def _scaled_gram(grads: Tensor, mask: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """:func:`masked_gram`, and the ``[T, P]`` scaled rows and ``[T]`` float64 scales it used
+    (``grads = scales[:, None] * rows``)."""
     if grads.ndim != 2:
         raise ValueError(f"grads must be a [T, P] matrix, got shape {list(grads.shape)}")
     if mask.shape != grads.shape[:1] or mask.dtype != torch.bool:
@@ -85,9 +97,18 @@ def masked_gram(grads: Tensor, mask: Tensor) -> Tensor:
             f"got {mask.dtype} of shape {list(mask.shape)}"
         )
     gram = _gram(grads)
+    # Absent tasks' rows are zeroed below, whatever they hold.
+    exact = plain_is_exact(gram.diagonal().clamp(min=0.0).sqrt(), grads.dtype) | ~mask
+    unit_rows, scales = grads, torch.ones_like(exact, dtype=torch.float64)
+    if not all_on_host(exact):
+        # Some products overflowed or underflowed in the gradients' dtype: form them anew on
+        # rows scaled by powers of two (see molmtl.balancing._numerics).
+        unit_rows, scales = scaled_rows(grads)
+        scaled = _gram(unit_rows) * scales[:, None] * scales[None, :]
+        gram = torch.where(exact[:, None] & exact[None, :], gram, scaled)
     gram = (gram + gram.T) / 2  # a float32 product need not be: solvers assume it
     pair_present = mask[:, None] & mask[None, :]
-    return torch.where(pair_present, gram, 0.0)
+    return torch.where(pair_present, gram, 0.0), unit_rows, scales
 
 
 #: columns per block of the CPU Gram product (a [T, 16384] float32 block stays in L2 cache).

@@ -9,6 +9,7 @@ from torch import Tensor
 
 from molmtl.balancing._base import Aggregator, Parameters
 from molmtl.balancing._gradient_balancer import GradientBalancer
+from molmtl.balancing._numerics import row_norms
 
 
 class GradMax(Aggregator):
@@ -99,7 +100,7 @@ class GradMax(Aggregator):
 
 def _balanced(smoothed: Tensor, mask: Tensor) -> Tensor:
     """``[T]`` α_t = max_j ‖ĝ_j‖ / (‖ĝ_t‖ + 1e-8) over the labelled tasks of ``smoothed`` ``[T, P]``."""
-    norms = smoothed.norm(dim=1)
+    norms = row_norms(smoothed)  # bit for bit smoothed.norm(dim=1), without its overflow
     largest = torch.where(mask, norms, 0.0).max()
     return torch.where(mask, largest / (norms + 1e-8), 0.0)
 

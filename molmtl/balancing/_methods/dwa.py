@@ -39,7 +39,7 @@ class DynamicWeightAverage(LossWeighting):
         if temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {temperature}")
         self.temperature = temperature
-        dtype = self.shared_params[0].dtype
+        dtype = self.state_dtype
         self.loss_sum_ = torch.zeros(n_tasks, device=self.device, dtype=dtype)
         self.loss_count_ = torch.zeros(n_tasks, device=self.device, dtype=dtype)
         # Mean losses of the last two epochs, oldest first; NaN = no labels that epoch.

@@ -88,7 +88,8 @@ class ExcessMTL(Aggregator):
         ratios = torch.where(updated, excess / torch.where(updated, initial, 1.0), 0.0)
         # lambda exp(step_size r), shifted in logs by the largest: no overflow for large r.
         logits = torch.where(mask, weights.log() + self.step_size * ratios, float("-inf"))
-        stepped = torch.exp(logits - logits.max().clamp(min=-1e30))
+        largest = logits.max()  # -inf only when no task is labelled
+        stepped = torch.exp(logits - torch.where(torch.isfinite(largest), largest, 0.0))
         labelled_sum = torch.where(mask, weights, 0.0).sum()
         rescaled = stepped * (
             labelled_sum / stepped.sum().clamp(min=torch.finfo(weights.dtype).tiny)

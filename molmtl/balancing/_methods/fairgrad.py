@@ -145,7 +145,9 @@ def _damped(
     value = objective(x)
     if decrease <= 1e-12 * (1.0 + abs(value)):
         return x - size * step
-    while size > 1e-12:
+    # Relative to the feasible size, which is tiny where x spans many orders of magnitude.
+    smallest = 1e-12 * size
+    while size > smallest:
         candidate = x - size * step
         if objective(candidate) <= value - 0.25 * size * decrease:
             return candidate

@@ -9,6 +9,7 @@ from torch import Tensor
 
 from molmtl.balancing._base import Parameters
 from molmtl.balancing._loss_weighting import LossWeighting, masked_softmax
+from molmtl.balancing._optim import step_present
 
 
 class FAMO(LossWeighting):
@@ -29,7 +30,8 @@ class FAMO(LossWeighting):
     two coincide when every step sees the same batch (full-batch training); with mini-batches
     the decrease mixes in the difference between batches, and a side-by-side check against
     LibMTL on identical inputs (issue 11) found weights 0.4-0.9% apart from the first step on.
-    Only tasks labelled in both batches contribute.
+    Only tasks labelled in both batches contribute, and the logit of any other task (with its
+    Adam moments and its last log loss) stays as it is.
 
     Args:
         gamma: weight decay of the logits (0.01, the authors' code default).
@@ -50,8 +52,9 @@ class FAMO(LossWeighting):
         super().__init__(shared, task_specific, n_tasks=n_tasks)
         if lr <= 0 or gamma < 0:
             raise ValueError(f"need lr > 0 and gamma >= 0, got lr={lr}, gamma={gamma}")
-        dtype = self.shared_params[0].dtype
-        self.logits_ = torch.zeros(n_tasks, device=self.device, dtype=dtype, requires_grad=True)
+        self.logits_ = torch.zeros(
+            n_tasks, device=self.device, dtype=self.state_dtype, requires_grad=True
+        )
         self.optimizer_ = torch.optim.Adam([self.logits_], lr=lr, weight_decay=gamma)
         self.previous_log_losses_: Tensor | None = None
         self.previous_mask_: Tensor | None = None
@@ -62,10 +65,17 @@ class FAMO(LossWeighting):
             both = mask & self.previous_mask_
             decrease = torch.where(both, self.previous_log_losses_ - log_losses, 0.0)
             with torch.no_grad():
-                probabilities = torch.softmax(self.logits_, dim=0)
+                # The softmax over the tasks labelled in both batches (all: the plain one),
+                # so that the others' logits get no gradient.
+                probabilities = torch.where(
+                    both.all(),
+                    torch.softmax(self.logits_, dim=0),
+                    masked_softmax(self.logits_, both),
+                )
                 # Vector-Jacobian product of the softmax with the decrease (FAMO's update).
                 self.logits_.grad = probabilities * (decrease - probabilities @ decrease)
-            self.optimizer_.step()
+            step_present(self.optimizer_, self.logits_, both)
+            log_losses = torch.where(mask, log_losses, self.previous_log_losses_)
         self.previous_log_losses_ = log_losses
         self.previous_mask_ = mask
         with torch.no_grad():

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from molmtl.balancing._base import Parameters
-from molmtl.balancing._loss_weighting import LossWeighting
+from molmtl.balancing._loss_weighting import LossWeighting, masked_softmax
 
 
 class GO4Align(LossWeighting):
@@ -62,15 +62,25 @@ class GO4Align(LossWeighting):
             raise ValueError(f"GO4Align beta must be >= 0, got {beta}")
         self.groups = groups
         self.beta = beta
-        dtype = self.shared_params[0].dtype
+        dtype = self.state_dtype
         self.smoothness_ = torch.full((n_tasks,), 1.0 / n_tasks, device=self.device, dtype=dtype)
 
     def loss_weights(self, losses: Tensor, mask: Tensor) -> Tensor:
         smoothness = torch.where(mask, self.smoothness_, 0.0)
         share = smoothness.sum()
         decayed = smoothness * torch.exp(-self.beta * losses)
-        normalised = decayed / decayed.sum().clamp(min=torch.finfo(decayed.dtype).tiny)
-        self.smoothness_ = torch.where(mask, share * normalised, self.smoothness_)
+        total_decayed = decayed.sum()
+        # When every exp(-beta L_t) underflows (losses beyond ~1e6 / beta), the same shares
+        # from the logarithms: otherwise all weights, and the update, would silently be 0.
+        in_logs = masked_softmax(smoothness.log() - self.beta * losses, smoothness > 0)
+        normalised = torch.where(
+            total_decayed >= torch.finfo(decayed.dtype).tiny, decayed / total_decayed, in_logs
+        )
+        # Kept above 0: an entry that underflowed would silence its task for good.
+        smallest = torch.finfo(self.smoothness_.dtype).tiny
+        self.smoothness_ = torch.where(
+            mask, (share * normalised).clamp(min=smallest), self.smoothness_
+        )
         total = torch.where(mask, losses, 0.0).sum()
         indicators = total / (losses + 1e-8) * normalised
         return grouped_means(indicators.double(), mask, self.groups).to(losses.dtype)

@@ -8,6 +8,7 @@ import torch
 from torch import Tensor
 
 from molmtl.balancing._base import Aggregator
+from molmtl.balancing._numerics import row_norms
 
 
 class GradDrop(Aggregator):
@@ -74,9 +75,9 @@ class GradDrop(Aggregator):
         kept = ((purity > uniforms) & (grads > 0)) | ((purity < uniforms) & (grads < 0))
         kept_grads = torch.where(kept, grads, 0.0)
         update = self.leak * grads.sum(dim=0) + (1.0 - self.leak) * kept_grads.sum(dim=0)
-        squared_norms = grads.norm(dim=1).square()
-        nonzero = squared_norms > 0
-        kept_share = kept_grads.norm(dim=1).square() / torch.where(nonzero, squared_norms, 1.0)
+        norms = row_norms(grads)  # squares of large gradients would overflow
+        nonzero = norms > 0
+        kept_share = (row_norms(kept_grads) / torch.where(nonzero, norms, 1.0)).square()
         shares = torch.where(nonzero, self.leak + (1.0 - self.leak) * kept_share, 0.0)
         return update, shares
 

@@ -8,6 +8,8 @@ import torch
 from torch import Tensor
 
 from molmtl.balancing._base import Aggregator
+from molmtl.balancing._numerics import row_norms
+from molmtl.balancing._optim import step_present
 
 
 class GradNorm(Aggregator):
@@ -22,7 +24,9 @@ class GradNorm(Aggregator):
         G_t = w_t ‖g_t‖,   r_t = (L_t / L_t(0)) / mean_j (L_j / L_j(0))
         L_grad = Σ_t |G_t − stopgrad(mean_j G_j · r_t^α)|
 
-    ``L_t(0)`` is task t's loss at the first step where it was labelled. As in LibMTL, the
+    ``L_t(0)`` is task t's loss at the first step where it was labelled. A task without labels
+    in the batch keeps its logit ``z_t`` and Adam moments (its weight still shifts with the
+    others' logits, as the weights are normalised to sum to T). As in LibMTL, the
     gradients are those of all shared parameters (not only the last shared layer). The weights
     are learned here, so the user's optimizer needs nothing special; their Adam state is in
     ``state_dict``. :meth:`aggregate` is the training step; :meth:`weights` gives the weights it
@@ -74,7 +78,7 @@ class GradNorm(Aggregator):
             gradnorm_loss = self._gradnorm_loss(task_weights, grads, losses, mask)
             (logits_grad,) = torch.autograd.grad(gradnorm_loss, self.logits_)
         self.logits_.grad = logits_grad
-        self.optimizer_.step()
+        step_present(self.optimizer_, self.logits_, mask)
         weights = torch.where(mask, task_weights.detach(), 0.0)
         return weights @ grads, weights
 
@@ -83,7 +87,7 @@ class GradNorm(Aggregator):
     ) -> Tensor:
         """The 0-d GradNorm loss ``L_grad`` of the ``[T]`` weights for ``grads`` ``[T, P]``."""
         # w_t > 0, so ‖w_t g_t‖ = w_t ‖g_t‖ without forming the [T, P] product.
-        weighted_norms = task_weights * grads.norm(dim=1)
+        weighted_norms = task_weights * row_norms(grads)
         n_labelled = mask.sum().clamp(min=1)
         mean_norm = torch.where(mask, weighted_norms, 0.0).sum() / n_labelled
         # The 1e-8 keeps a task whose first loss was exactly 0 finite.

@@ -9,6 +9,7 @@ from torch import Tensor
 
 from molmtl.balancing._base import Aggregator
 from molmtl.balancing._loss_weighting import masked_softmax
+from molmtl.balancing._numerics import row_norms, scaled_rows
 
 
 class MoCo(Aggregator):
@@ -87,15 +88,14 @@ class MoCo(Aggregator):
         step = step + mask.any()
         beta_k = self.beta / step.clamp(min=1).to(grads.dtype) ** self.beta_sigma
         gamma_k = self.gamma / step.clamp(min=1).to(grads.dtype) ** self.gamma_sigma
-        norms = grads.norm(dim=1, keepdim=True)
+        norms = row_norms(grads, keepdim=True)
         scaled = torch.where(mask[:, None], grads / (norms + 1e-8) * losses[:, None], 0.0)
         # y - b (y - h), LibMTL's arithmetic; b = 0 leaves an unlabelled task's y bit for bit.
         tracking = tracking - torch.where(mask, beta_k, 0.0)[:, None] * (tracking - scaled)
         share = torch.where(mask, simplex, 0.0).sum()
         current = torch.where(mask, simplex / share.clamp(min=torch.finfo(simplex.dtype).tiny), 0.0)
         present = torch.where(mask[:, None], tracking, 0.0)
-        direction = present @ (present.T @ current) + self.rho * current
-        weights = masked_softmax(current - gamma_k * direction, mask)
+        weights = _softmax_step(present, current, gamma_k, self.rho, mask)
         simplex = torch.where(mask, share * weights, simplex)
         return tracking, simplex, step, weights
 
@@ -138,3 +138,25 @@ class MoCo(Aggregator):
         self.tracking_ = state["tracking_"].clone()
         self.weights_ = state["weights_"].clone()
         self.step_ = state["step_"].clone()
+
+
+def _softmax_step(
+    tracking: Tensor, current: Tensor, gamma: Tensor, rho: float, mask: Tensor
+) -> Tensor:
+    """``[T]`` ``softmax(λ − γ (Y Yᵀ λ + ρ λ))`` over the labelled tasks, for ``Y`` ``[T, P]``.
+
+    LibMTL's products, or, where they overflow (losses of 1e20 make ``Y`` that large), the
+    same step from the float64 Gram matrix of ``Y``'s rows scaled by powers of two: in the
+    gradients' dtype the logits would all be -inf and the weights, and the update, 0.
+    """
+    direction = tracking @ (tracking.T @ current) + rho * current
+    logits = current - gamma * direction
+    unit_rows, scales = scaled_rows(tracking)
+    gram = (unit_rows @ unit_rows.T).to(torch.float64) * scales[:, None] * scales[None, :]
+    wide = current.double()
+    wide_logits = wide - gamma * (gram @ wide + rho * wide)
+    return torch.where(
+        torch.isfinite(logits).all(),
+        masked_softmax(logits, mask),
+        masked_softmax(wide_logits, mask).to(current.dtype),
+    )

@@ -97,7 +97,11 @@ class NashMTL(GramianWeightedAggregator):
     def _advance(
         self, gram: Tensor, losses: Tensor, mask: Tensor, *, grads_dtype: torch.dtype
     ) -> Tensor:
+        # An absent task keeps its last weight (a warm start for when it returns).
+        previous = self.alpha_
         self.alpha_ = self._next_alpha(gram, mask)
+        if previous is not None and previous.shape == mask.shape:
+            self.alpha_ = torch.where(mask, self.alpha_, previous.to(self.alpha_.device))
         self.step_ += 1
         self._head_weights = self.alpha_ * mask
         return self._clipped(self.alpha_, gram, mask)

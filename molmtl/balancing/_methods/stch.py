@@ -64,7 +64,7 @@ class STCH(LossWeighting):
             )
         self.mu = mu
         self.warmup_epochs = warmup_epochs
-        dtype = self.shared_params[0].dtype
+        dtype = self.state_dtype
         self.loss_sum_ = torch.zeros(n_tasks, device=self.device, dtype=dtype)
         self.loss_count_ = torch.zeros(n_tasks, device=self.device, dtype=dtype)
         self.nadir_: Tensor | None = None
@@ -78,7 +78,8 @@ class STCH(LossWeighting):
             return 1.0 / (losses + _LOG_EPS)
         log_ratios = torch.log(losses / self.nadir_ + _LOG_EPS)
         scaled = torch.where(mask, log_ratios / self.mu, float("-inf"))
-        log_shares = scaled - scaled.logsumexp(dim=0).clamp(min=-1e30)
+        normaliser = scaled.logsumexp(dim=0)  # -inf only when no task is labelled
+        log_shares = scaled - torch.where(torch.isfinite(normaliser), normaliser, 0.0)
         # softmax_t / (L_t + 1e-20 z_t), in logs: no overflow for tiny L_t or mu.
         return mask.sum() * torch.exp(log_shares - log_ratios) / self.nadir_
 

@@ -9,6 +9,7 @@ from torch import Tensor
 
 from molmtl.balancing._base import Parameters
 from molmtl.balancing._loss_weighting import LossWeighting
+from molmtl.balancing._optim import step_present
 
 
 class UncertaintyWeighting(LossWeighting):
@@ -18,7 +19,8 @@ class UncertaintyWeighting(LossWeighting):
     Minimizes ``Σ_t ½ exp(−s_t) L_t + ½ s_t`` over the model and the log-variances
     ``s_t = log σ_t²`` (LibMTL's form, initialized at −0.5). The model gets the gradient with
     weights ``½ exp(−s_t)``; ``s`` takes one step of its own Adam optimizer per batch (so the
-    user's optimizer needs nothing special), whose state is in ``state_dict``.
+    user's optimizer needs nothing special), whose state is in ``state_dict``. The ``s_t`` of a
+    task without labels in the batch, and its Adam moments, stay as they are.
 
     Args:
         lr: learning rate of the internal Adam optimizer of ``s`` (1e-3).
@@ -37,8 +39,9 @@ class UncertaintyWeighting(LossWeighting):
         super().__init__(shared, task_specific, n_tasks=n_tasks)
         if lr <= 0:
             raise ValueError(f"lr must be > 0, got {lr}")
-        dtype = self.shared_params[0].dtype
-        self.log_variances_ = torch.full((n_tasks,), init, device=self.device, dtype=dtype)
+        self.log_variances_ = torch.full(
+            (n_tasks,), init, device=self.device, dtype=self.state_dtype
+        )
         self.log_variances_.requires_grad_(True)
         self.optimizer_ = torch.optim.Adam([self.log_variances_], lr=lr)
 
@@ -47,7 +50,7 @@ class UncertaintyWeighting(LossWeighting):
             weights = 0.5 * torch.exp(-self.log_variances_)
             # d/ds of ½ exp(−s) L + ½ s, over the labelled tasks.
             self.log_variances_.grad = torch.where(mask, 0.5 - weights * losses, 0.0)
-        self.optimizer_.step()
+        step_present(self.optimizer_, self.log_variances_, mask)
         return weights
 
     def state_dict(self) -> dict[str, Any]:
