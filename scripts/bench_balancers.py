@@ -108,8 +108,37 @@ def build_qm9_mpnn(
     )
 
 
+def build_qm9_2d(n_tasks: int, batch_size: int, device: torch.device) -> Workload:
+    """The default model (2D featurizer, GINE with molmtl's defaults) on a batch of real QM9
+    molecules (the test fixture's first ``batch_size``, at most 1,200)."""
+    import pandas as pd
+
+    from molmtl import featurizers
+    from molmtl.models import build_model
+
+    fixture = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "qm9" / "qm9.csv.xz"
+    smiles = pd.read_csv(fixture)["smiles"].head(batch_size).tolist()
+    featurizer = featurizers.get("2d")
+    graphs = featurizer.featurize_many(smiles).graphs.to(device)
+    batch = graphs.batch(torch.arange(len(smiles), device=device))
+    model = build_model(
+        {"encoder": "gine"},
+        node_dim=featurizer.node_dim,
+        edge_dim=featurizer.edge_dim,
+        n_tasks=n_tasks,
+    ).to(device)
+    y = torch.randn(len(smiles), n_tasks, device=device)
+    return Workload(
+        model,
+        lambda: ((model(batch) - y) ** 2).mean(dim=0),
+        list(model.shared_parameters()),
+        list(model.task_parameters()),
+    )
+
+
 MODELS: dict[str, Callable[[int, int, torch.device], Workload]] = {
     "mlp": build_mlp,
+    "qm9-2d": build_qm9_2d,
     "qm9-mpnn": build_qm9_mpnn,
     "qm9-mpnn-complete": partial(build_qm9_mpnn, complete_graph=True),
 }

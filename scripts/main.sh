@@ -4,12 +4,8 @@
 # (installed here through the `qm9` extra).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if [ -z "${MOLMTL_DATA:-}" ] && [ -d ../shared/data/qm9 ]; then
-    export MOLMTL_DATA="$(cd ../shared/data/qm9 && pwd)"
-fi
-if [ -z "${MOLMTL_DATA:-}" ]; then
-    export MOLMTL_EXTRAS=qm9
-fi
+# shellcheck source=scripts/data_env.sh
+source scripts/data_env.sh
 bash scripts/setup.sh
 # shellcheck disable=SC1091
 source .venv/bin/activate

@@ -24,6 +24,7 @@ LAYERS = {
     "models": 4,
     "training": 5,
     "predict": 5,
+    "pretrained": 1,
     "benchmark": 6,
     "cli": 7,
     "__main__": 8,

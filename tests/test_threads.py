@@ -18,11 +18,44 @@ def two_cores(monkeypatch):
 
 
 @pytest.mark.parametrize(
-    ("load", "jobs", "expected"), [(0.0, 1, 2), (0.9, 1, 1), (3.5, 1, 1), (0.0, 2, 1)]
+    ("busy", "jobs", "expected"), [(0.0, 1, 2), (0.9, 1, 1), (3.5, 1, 1), (0.0, 2, 1)]
 )
-def test_auto_takes_the_free_cores_split_over_jobs(two_cores, monkeypatch, load, jobs, expected):
-    monkeypatch.setattr(os, "getloadavg", lambda: (load, load, load))
+def test_auto_takes_the_free_cores_split_over_jobs(two_cores, monkeypatch, busy, jobs, expected):
+    monkeypatch.setattr(_threads, "busy_cores", lambda: busy)
     assert auto_threads(jobs) == expected == resolve_threads("auto", jobs=jobs)
+
+
+def test_busy_cores_counts_only_this_process_cores(monkeypatch):
+    # core 0 fully busy, core 1 a quarter busy, core 2 busy but outside the affinity mask
+    samples = iter(
+        [
+            {0: (100, 1000), 1: (0, 1000), 2: (0, 1000)},
+            {0: (200, 1100), 1: (25, 1100), 2: (100, 1100)},
+        ]
+    )
+    monkeypatch.setattr(_threads, "_core_counters", lambda: next(samples))
+    monkeypatch.setattr(_threads, "_affinity", lambda: {0, 1})
+    assert _threads.busy_cores(seconds=0) == pytest.approx(1.25)
+
+
+def test_busy_cores_falls_back_to_the_load_average(monkeypatch):
+    monkeypatch.setattr(_threads, "_core_counters", lambda: None)
+    monkeypatch.setattr(os, "getloadavg", lambda: (1.5, 1.0, 1.0))
+    assert _threads.busy_cores() == 1.5
+
+
+def test_this_machines_counters_are_read():
+    counters = _threads._core_counters()
+    if counters is not None:  # Linux
+        assert set(counters) >= _threads._affinity()
+        assert all(0 <= busy <= total for busy, total in counters.values())
+    assert 0.0 <= _threads.busy_cores(seconds=0.01) <= os.cpu_count() + 0.5
+
+
+def test_absurd_thread_counts_are_refused(two_cores):
+    assert resolve_threads(8) == 8
+    with pytest.raises(ValueError, match="threads 9 is more than 4 per usable core"):
+        resolve_threads(9)
 
 
 def test_a_number_or_the_environment_overrides_auto(two_cores, monkeypatch):

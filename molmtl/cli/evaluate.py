@@ -25,13 +25,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from molmtl.cli.train import _format_metrics
-    from molmtl.training import ConfigError, evaluate
+    from molmtl.cli.train import _format_metrics, one_line, warnings_as_lines
+    from molmtl.training import evaluate
 
     try:
-        metrics = evaluate(args.run_dir, split=args.split, device=args.device, data=args.data)
-    except (ValueError, ConfigError, FileNotFoundError) as error:
-        print(f"molmtl evaluate: error: {error}", file=sys.stderr)
+        with warnings_as_lines("molmtl evaluate"):
+            metrics = evaluate(args.run_dir, split=args.split, device=args.device, data=args.data)
+    # ConfigError and RunDirError are ValueErrors; OSError: unreadable files
+    except (ValueError, OSError) as error:
+        print(f"molmtl evaluate: error: {one_line(error)}", file=sys.stderr)
         return 1
     print(json.dumps(metrics, indent=2) if args.json else _format_metrics(metrics))
     return 0

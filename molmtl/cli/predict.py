@@ -8,9 +8,11 @@ or broken model, unreadable input, bad column), 2 for bad arguments.
 from __future__ import annotations
 
 import argparse
-import os
+import contextlib
+import io
 import sys
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import IO, TYPE_CHECKING
 
 from molmtl._threads import configure_threads, threads_argument
 
@@ -37,9 +39,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--model",
         "-m",
         action="append",
-        required=True,
         metavar="RUN_DIR",
-        help="run directory written by `molmtl train`; repeat for an ensemble (mean and std)",
+        help="run directory written by `molmtl train`, or the name of a shipped model (`molmtl "
+        "models`); repeat for an ensemble (mean and std). Default: the shipped QM9 model",
     )
     _add_input_output_arguments(parser)
     _add_resource_arguments(parser)
@@ -80,7 +82,7 @@ def _add_resource_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--n-jobs",
-        type=int,
+        type=_integer,
         default=None,
         help="featurization worker processes, -1 for all CPUs (default: automatic by chunk size)",
     )
@@ -105,35 +107,20 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    import pandas as pd
-
     from molmtl.featurizers import FeaturizerSpecError
     from molmtl.models import RunDirError
-    from molmtl.predict import Predictor, PredictorError
+    from molmtl.predict import PredictorError, check_output
 
-    configure_threads(args.threads)
-    failures = (
-        RunDirError,
-        FeaturizerSpecError,
-        PredictorError,
-        OSError,
-        UnicodeDecodeError,
-        pd.errors.ParserError,
-        pd.errors.EmptyDataError,
-    )
+    failures = (RunDirError, FeaturizerSpecError, PredictorError, OSError)
     try:
-        predictor = Predictor.load(
-            args.model,
-            device=args.device,
-            chunk_size=args.chunk_size,
-            batch_size=args.batch_size,
-            n_jobs=args.n_jobs,
-        )
+        _check_standard_streams(args)
+        if args.output != "-":
+            check_output(args.output)  # before any work: a model is not loaded for nothing
+        configure_threads(args.threads)
+        predictor = _load_predictor(args)
         summary = _predict(predictor, args)
     except BrokenPipeError:
-        # the reader of stdout went away (e.g. `| head`): stop quietly, as other tools do
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 1
+        raise  # stdout was closed (`| head`): molmtl's main ends quietly
     except failures as error:
         print(f"molmtl predict: error: {error}", file=sys.stderr)
         return 1
@@ -141,13 +128,44 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _load_predictor(args: argparse.Namespace) -> Predictor:
+    """The models of ``--model``: run directories, or shipped models by name (a directory of
+    the same name wins); the shipped default without ``--model``. Says which shipped model answers."""
+    from molmtl.predict import Predictor
+    from molmtl.pretrained import DEFAULT_MODEL, available_models, get_model
+
+    names = args.model or [DEFAULT_MODEL]
+    shipped = {name for name in names if name in available_models() and not Path(name).exists()}
+    with contextlib.ExitStack() as stack:
+        folders = [
+            stack.enter_context(get_model(name).folder()) if name in shipped else name
+            for name in names
+        ]
+        predictor = Predictor.load(
+            folders,
+            device=args.device,
+            chunk_size=args.chunk_size,
+            batch_size=args.batch_size,
+            n_jobs=args.n_jobs,
+        )
+    for name in sorted(shipped):
+        print(
+            f"molmtl predict: model: {name}, shipped with molmtl ({get_model(name).summary})",
+            file=sys.stderr,
+        )
+    return predictor
+
+
 def _predict(predictor: Predictor, args: argparse.Namespace) -> PredictionSummary:
     """Predict ``--input`` into ``--output``, or the SMILES arguments as a table or a CSV."""
-    from molmtl.predict import CSV_FLOAT_FORMAT, PredictionSummary
+    from molmtl.predict import TEXT_ERRORS, PredictionSummary, open_output, write_csv
 
+    if args.output == "-" and hasattr(sys.stdout, "reconfigure"):
+        # a SMILES of bytes that are not UTF-8 (an argument, a cell) is written back as those bytes
+        sys.stdout.reconfigure(errors=TEXT_ERRORS)
     if args.input is not None:
         return predictor.predict_file(
-            sys.stdin if args.input == "-" else args.input,
+            _stdin(TEXT_ERRORS) if args.input == "-" else args.input,
             sys.stdout if args.output == "-" else args.output,
             smiles_column=args.smiles_column,
             prefix=args.prefix,
@@ -156,8 +174,31 @@ def _predict(predictor: Predictor, args: argparse.Namespace) -> PredictionSummar
     if args.output == "-":
         print(_table(frame, predictor.column_units))
     else:
-        frame.to_csv(args.output, index=False, float_format=CSV_FLOAT_FORMAT)
+        with open_output(args.output) as out:
+            write_csv(frame, out)
     return PredictionSummary.count(frame["valid"].to_numpy(), frame["in_domain"].to_numpy())
+
+
+def _check_standard_streams(args: argparse.Namespace) -> None:
+    """A closed stdin or stdout (``<&-``, ``>&-``) asked for is an error, not an empty input or
+    predictions written nowhere."""
+    from molmtl.predict import PredictorError
+
+    for name, stream, asked in (
+        ("stdin", sys.stdin, args.input),
+        ("stdout", sys.stdout, args.output),
+    ):
+        if asked == "-" and stream is None:
+            option = "--input" if name == "stdin" else "--output"
+            raise PredictorError(f"{name} is closed; name a file with {option}")
+
+
+def _stdin(errors: str) -> IO[str]:
+    """stdin as UTF-8 text whose undecodable bytes become lone surrogates (invalid rows, not a
+    failed run)."""
+    if not hasattr(sys.stdin, "buffer"):  # already a text stream (a test, an embedding program)
+        return sys.stdin
+    return io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors=errors, newline="")
 
 
 def _table(frame: pd.DataFrame, column_units: dict[str, str]) -> str:
@@ -167,7 +208,15 @@ def _table(frame: pd.DataFrame, column_units: dict[str, str]) -> str:
 
 
 def _positive_int(text: str) -> int:
-    value = int(text)
+    """A whole number of at least 1; the upper limits are the Predictor's (one place)."""
+    value = _integer(text)
     if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
     return value
+
+
+def _integer(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None

@@ -10,6 +10,10 @@ import argparse
 import json
 import os
 import sys
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 from molmtl._threads import configure_threads, threads_argument
 
@@ -73,28 +77,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from molmtl.training import ConfigError, RankFailedError, TrainConfig, train
+    from molmtl.training import RankFailedError
 
     # torchrun's ranks on this node share its free cores
     configure_threads(args.threads, jobs=int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
-
-    overrides = {
-        field: getattr(args, field) for field, _, _ in FLAGS.values() if field != "encoder"
-    }
-    overrides.update(targets=args.targets, compile=args.compile, progress=args.progress)
-    given = {field: value for field, value in overrides.items() if value is not None}
     try:
-        if args.resume and not (args.preset or args.config):
-            if args.out is None:
-                raise ConfigError("--resume needs --out, the run directory to continue")
-            config = TrainConfig.from_run(args.out, given)
-        else:
-            config = TrainConfig.load(preset=args.preset, path=args.config, overrides=given)
-        if args.encoder is not None:
-            config = config.replace(model={"encoder": args.encoder})
-        run_dir = train(config, resume=args.resume, overwrite=args.overwrite)
-    except (ConfigError, FileNotFoundError, RankFailedError) as error:
-        print(f"molmtl train: error: {error}", file=sys.stderr)
+        with warnings_as_lines("molmtl train"):
+            run_dir = _train(args)
+    # ConfigError and RunDirError are ValueErrors; OSError: unreadable data, a full disk
+    except (ValueError, OSError, RankFailedError) as error:
+        print(f"molmtl train: error: {one_line(error)}", file=sys.stderr)
         return 1
     if int(os.environ.get("RANK", "0")) != 0:
         return 0  # rank 0 reports
@@ -102,6 +94,44 @@ def run(args: argparse.Namespace) -> int:
     print(f"run directory: {run_dir}")
     print(_format_metrics(metrics))
     return 0
+
+
+def _train(args: argparse.Namespace) -> Path:
+    """The run directory trained as ``args`` say."""
+    from molmtl.training import ConfigError, TrainConfig, train
+
+    overrides = {
+        field: getattr(args, field) for field, _, _ in FLAGS.values() if field != "encoder"
+    }
+    overrides.update(targets=args.targets, compile=args.compile, progress=args.progress)
+    given = {field: value for field, value in overrides.items() if value is not None}
+    if args.resume and not (args.preset or args.config):
+        if args.out is None:
+            raise ConfigError("--resume needs --out, the run directory to continue")
+        config = TrainConfig.from_run(args.out, given)
+    else:
+        config = TrainConfig.load(preset=args.preset, path=args.config, overrides=given)
+    if args.encoder is not None:
+        config = config.replace(model={"encoder": args.encoder})
+    return train(config, resume=args.resume, overwrite=args.overwrite)
+
+
+def one_line(error: BaseException, limit: int = 2000) -> str:
+    """The message of ``error`` on one line, at most ``limit`` characters."""
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+@contextmanager
+def warnings_as_lines(prog: str) -> Iterator[None]:
+    """Show warnings as ``prog: warning: message`` lines on stderr, each once."""
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        print(f"{prog}: warning: {one_line(message)}", file=sys.stderr)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show
+        yield
 
 
 def _format_metrics(metrics: dict) -> str:

@@ -9,7 +9,7 @@ build them, so they sit below this package) and are re-exported here.
 >>> scaler = data.TargetScaler().fit(dataset.y[split.train])
 """
 
-from molmtl.data.cache import FeaturizationCache, default_cache_dir
+from molmtl.data.cache import CacheWarning, FeaturizationCache, default_cache_dir
 from molmtl.data.dataset import MoleculeDataset, fit_domain, load_csv
 from molmtl.data.download import DownloadError, RemoteFile
 from molmtl.data.qm9 import Qm9NotFoundError, load_qm9, locate_qm9
@@ -21,6 +21,7 @@ from molmtl.graphs import GraphBatch, PackedGraphs
 __all__ = [
     "QM9_DEFAULT_TASKS",
     "QM9_TARGETS",
+    "CacheWarning",
     "DownloadError",
     "FeaturizationCache",
     "GraphBatch",

@@ -6,6 +6,10 @@ molecules' chemistry facts, loadable with ``torch.load(weights_only=True)``) and
 hashes the entry layout's version, the featurizer spec, the featurizer code and RDKit's version,
 so changing the layout, any feature, its implementation (even a rounding detail that leaves the
 spec alone) or RDKit misses the cache instead of misreading or reusing stale graphs.
+
+The cache never stops a load: an entry that cannot be read or does not fit its source is
+featurized again and rewritten, and a cache folder that cannot be written is skipped; both with
+a :class:`CacheWarning`.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import functools
 import hashlib
 import json
 import os
-import pickle
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -86,32 +90,48 @@ def default_cache_dir() -> Path:
     return checkout_data / "cache" if checkout_data else Path.home() / ".cache" / "molmtl"
 
 
+class CacheWarning(UserWarning):
+    """The featurization cache could not be read or written; molmtl went on without it."""
+
+
+class CacheEntryError(ValueError):
+    """A cache entry is unreadable, or does not describe the molecules it is keyed by."""
+
+
 class FeaturizationCache:
     """Featurized batches stored under ``directory``."""
 
     def __init__(self, directory: str | Path) -> None:
         self.directory = Path(directory)
 
-    def load(self, key: str) -> FeaturizedBatch | None:
+    def load(self, key: str, n_molecules: int | None = None) -> FeaturizedBatch | None:
+        """The entry ``key`` (of ``n_molecules`` source molecules, when given), None if absent.
+
+        Raises:
+            CacheEntryError: the entry exists but is unreadable or inconsistent.
+        """
         tensors, record = self.directory / f"{key}.pt", self.directory / f"{key}.json"
-        if not (tensors.exists() and record.exists()):
+        if not (tensors.is_file() and record.is_file()):
             return None
         try:
             state = torch.load(tensors, map_location="cpu", weights_only=True)
             meta = json.loads(record.read_text())
-            return FeaturizedBatch(
+            batch = FeaturizedBatch(
                 graphs=PackedGraphs.from_state_dict(_with_prefix(state, "graphs.")),
-                valid=state["valid"].numpy(),
-                errors=meta["errors"],
+                valid=state["valid"].numpy().astype(bool),
+                errors=list(meta["errors"]),
                 facts=MoleculeFacts.from_arrays(
                     {name: v.numpy() for name, v in _with_prefix(state, "facts.").items()}
                 ),
-                notes=meta["notes"],
+                notes=list(meta["notes"]),
             )
-        except (OSError, ValueError, KeyError, RuntimeError, EOFError, pickle.UnpicklingError):
-            return None  # unreadable or foreign entry: featurize again and overwrite it
+        except Exception as error:  # torch.load and JSON raise many kinds on damaged files
+            raise CacheEntryError(f"{type(error).__name__}: {error}"[:200]) from error
+        _check_entry(batch, n_molecules)
+        return batch
 
     def save(self, key: str, batch: FeaturizedBatch, spec: dict[str, Any]) -> None:
+        """Write the entry ``key`` (raises ``OSError`` when the folder cannot be written)."""
         self.directory.mkdir(parents=True, exist_ok=True)
         state = {f"graphs.{k}": v.cpu() for k, v in batch.graphs.state_dict().items()}
         state["valid"] = torch.from_numpy(np.asarray(batch.valid, dtype=bool))
@@ -123,17 +143,71 @@ class FeaturizationCache:
             (".json", lambda path: path.write_text(json.dumps(meta))),
         ):
             partial = self.directory / f"{key}{suffix}.partial"
-            write(partial)
-            partial.replace(self.directory / f"{key}{suffix}")
+            try:
+                write(partial)
+                partial.replace(self.directory / f"{key}{suffix}")
+            finally:
+                partial.unlink(missing_ok=True)
 
     def get_or_featurize(
-        self, key: str, spec: dict[str, Any], featurize: Callable[[], FeaturizedBatch]
+        self,
+        key: str,
+        spec: dict[str, Any],
+        featurize: Callable[[], FeaturizedBatch],
+        n_molecules: int | None = None,
     ) -> FeaturizedBatch:
-        batch = self.load(key)
-        if batch is None:
-            batch = featurize()
+        """The entry ``key``, or ``featurize()`` stored under it; warns (:class:`CacheWarning`)
+        and goes on when an entry is damaged or the folder cannot be written."""
+        try:
+            batch = self.load(key, n_molecules)
+        except CacheEntryError as error:
+            warnings.warn(
+                f"featurization cache entry {self.directory / key}.pt is damaged ({error}); "
+                "featurizing again",
+                CacheWarning,
+                stacklevel=2,
+            )
+            batch = None
+        if batch is not None:
+            return batch
+        batch = featurize()
+        try:
             self.save(key, batch, spec)
+        except (OSError, ValueError) as error:  # read-only, full, a file in the way, bad path
+            warnings.warn(
+                f"cannot write the featurization cache in {self.directory} "
+                f"({getattr(error, 'strerror', None) or error}); going on without caching",
+                CacheWarning,
+                stacklevel=2,
+            )
         return batch
+
+
+def _check_entry(batch: FeaturizedBatch, n_molecules: int | None) -> None:
+    """Raise :class:`CacheEntryError` unless the parts of ``batch`` fit each other and the source."""
+    n_valid = int(batch.valid.sum())
+    graphs = batch.graphs
+    sizes = {
+        "validity flags": len(batch.valid),
+        "error texts": len(batch.errors),
+        "notes": len(batch.notes),
+    }
+    if n_molecules is not None and any(size != n_molecules for size in sizes.values()):
+        raise CacheEntryError(f"it holds {sizes} for {n_molecules} source molecules")
+    if len(set(sizes.values())) != 1 or len(graphs) != n_valid or len(batch.facts) != n_valid:
+        raise CacheEntryError(
+            f"{len(graphs)} graphs and facts of {len(batch.facts)} for {n_valid} valid molecules"
+        )
+    node_counts = graphs.node_ptr[1:] - graphs.node_ptr[:-1]
+    edge_counts = graphs.edge_ptr[1:] - graphs.edge_ptr[:-1]
+    owner = torch.repeat_interleave(torch.arange(len(graphs)), edge_counts.clamp(min=0))
+    if (
+        (node_counts < 0).any()
+        or (edge_counts < 0).any()
+        or (graphs.edge_index < 0).any()
+        or (len(owner) and (graphs.edge_index >= node_counts[owner]).any())
+    ):
+        raise CacheEntryError("its graph pointers or edge indices are out of range")
 
 
 def _with_prefix(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,6 +78,16 @@ class MoleculeDataset:
     def target_names(self) -> list[str]:
         return [t.name for t in self.targets]
 
+    def fingerprint(self) -> str:
+        """SHA-256 of the target names, the SMILES and the labels, in order: the same for the
+        same data wherever its file lies (or however it is compressed), different when a
+        molecule, a label or the order changes (``splits.json`` indexes this order)."""
+        digest = hashlib.sha256(json.dumps(self.target_names).encode())
+        digest.update("\n".join(self.smiles).encode("utf-8", "surrogatepass"))
+        labels = np.asarray(self.y, dtype=np.float32)
+        digest.update(np.where(np.isnan(labels), np.float32("nan"), labels).tobytes())
+        return digest.hexdigest()
+
     @property
     def in_domain(self) -> np.ndarray:
         """``[G]`` bool: inside QM9's chemistry (:data:`~molmtl.featurizers.QM9_DOMAIN`).
@@ -121,13 +133,16 @@ def featurize_with_cache(
     source_checksums: Sequence[str],
     cache_dir: str | Path | None,
     use_cache: bool = True,
+    n_molecules: int | None = None,
 ) -> FeaturizedBatch:
-    """``featurize()``, or the disk cache entry keyed by ``featurizer.spec`` and the sources."""
+    """``featurize()``, or the disk cache entry keyed by ``featurizer.spec`` and the sources
+    (rebuilt when damaged or not of ``n_molecules`` molecules; see :class:`FeaturizationCache`)."""
     if not use_cache:
         return featurize()
     cache = FeaturizationCache(default_cache_dir() if cache_dir is None else cache_dir)
     spec = featurizer.spec
-    return cache.get_or_featurize(cache_key(spec, *source_checksums), spec, featurize)
+    key = cache_key(spec, *source_checksums)
+    return cache.get_or_featurize(key, spec, featurize, n_molecules)
 
 
 def assemble(
@@ -146,15 +161,17 @@ def assemble(
     """
     valid = np.asarray(batch.valid, dtype=bool)
     factors = np.array([t.factor for t in targets], dtype=np.float64)
-    y = raw_targets[valid].astype(np.float64) * factors
     rows = np.flatnonzero(valid)
+    with np.errstate(over="ignore"):
+        y = (raw_targets[valid].astype(np.float64) * factors).astype(np.float32)
+    _check_finite(y, rows, targets)
     bad = np.flatnonzero(~valid)
     rejected = pd.DataFrame(
         {"row": bad, "smiles": [smiles[i] for i in bad], "error": [batch.errors[i] for i in bad]},
     )
     return MoleculeDataset(
         graphs=batch.graphs,
-        y=torch.from_numpy(y.astype(np.float32)),
+        y=torch.from_numpy(y),
         smiles=[smiles[i] for i in rows],
         targets=targets,
         featurizer_spec=featurizer_spec,
@@ -165,6 +182,47 @@ def assemble(
     )
 
 
+def _check_finite(y: np.ndarray, rows: np.ndarray, targets: list[TargetInfo]) -> None:
+    """Refuse ±inf labels (NaN is a missing label): ``y [G, T]`` float32, ``rows [G]`` source rows."""
+    infinite = np.isinf(y)
+    if not infinite.any():
+        return
+    column = int(np.flatnonzero(infinite.any(0))[0])
+    bad = rows[infinite[:, column]]
+    shown = ", ".join(map(str, bad[:10])) + (f" and {len(bad) - 10} more" if len(bad) > 10 else "")
+    raise ValueError(
+        f"target column {targets[column].column!r} has infinite values (±inf, or beyond float32's "
+        f"±3.4e38) in data row(s) {shown} (0-based, header not counted); use finite numbers, or "
+        "leave the cell empty for a missing label"
+    )
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """``pd.read_csv(path)`` (plain or compressed), with errors that name the file.
+
+    Raises:
+        ValueError: the file is empty, not UTF-8 text, not CSV, or a broken archive.
+    """
+    try:
+        return pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        raise ValueError(
+            f"CSV file {str(path)!r} is empty: it needs a header line and rows"
+        ) from None
+    except UnicodeDecodeError as error:
+        raise ValueError(
+            f"CSV file {str(path)!r} is not UTF-8 text (it holds the byte "
+            f"{error.object[error.start]:#04x}); save it as UTF-8"
+        ) from None
+    except (pd.errors.ParserError, ValueError, OSError, EOFError) as error:
+        reason = " ".join(str(error).split())[:300]
+        raise ValueError(f"cannot read CSV file {str(path)!r}: {reason}") from None
+
+
+#: cell texts that mean a missing label (pandas' own NA strings, lower-cased, and '')
+_MISSING_TEXTS = ("", "nan", "-nan", "na", "n/a", "null", "none", "<na>", "#n/a")
+
+
 def _numeric_targets(frame: pd.DataFrame, columns: Sequence[str]) -> np.ndarray:
     """``[n, T]`` float64 from ``columns``; empty cells become NaN, text cells are an error."""
     out = np.empty((len(frame), len(columns)))
@@ -172,7 +230,8 @@ def _numeric_targets(frame: pd.DataFrame, columns: Sequence[str]) -> np.ndarray:
         values = frame[column]
         numeric = pd.to_numeric(values, errors="coerce")
         text = values.astype("string").str.strip()
-        bad = numeric.isna() & values.notna() & (text != "")
+        # pandas keeps "nan" as text in a column it reads as text (e.g. beside a huge integer)
+        bad = numeric.isna() & values.notna() & ~text.str.lower().isin(_MISSING_TEXTS)
         if bad.any():
             row = int(np.flatnonzero(bad.to_numpy())[0])
             raise ValueError(
@@ -210,7 +269,7 @@ def load_csv(
         path = Path(path_or_frame)
         if not path.is_file():
             raise FileNotFoundError(f"CSV file {str(path)!r} not found")
-        frame = pd.read_csv(path)
+        frame = read_table(path)
         checksum = file_checksum(path) if use_cache else None
     if smiles_column not in frame.columns:
         raise ValueError(
@@ -238,6 +297,7 @@ def load_csv(
         source_checksums=[checksum or text_checksum(smiles), smiles_column],
         cache_dir=cache_dir,
         use_cache=use_cache,
+        n_molecules=len(smiles),
     )
     targets = [TargetInfo(name=str(c), column=str(c)) for c in target_columns]
     return assemble(batch, smiles, raw_targets, targets, chosen.spec)

@@ -27,7 +27,13 @@ import numpy as np
 import pandas as pd
 
 from molmtl.data.cache import file_checksum, source_checkout_data_dir
-from molmtl.data.dataset import MoleculeDataset, assemble, featurize_with_cache, resolve_featurizer
+from molmtl.data.dataset import (
+    MoleculeDataset,
+    assemble,
+    featurize_with_cache,
+    read_table,
+    resolve_featurizer,
+)
 from molmtl.data.download import DownloadError, RemoteFile, download_all
 from molmtl.data.targets import qm9_targets
 from molmtl.featurizers import Featurizer
@@ -236,7 +242,7 @@ def read_extxyz(path: Path) -> tuple[list[str], Geometries]:
 
 @_READERS.register("moleculenet")
 def _read_moleculenet(source: Qm9Source) -> tuple[pd.DataFrame, Callable[[], Geometries]]:
-    frame = pd.read_csv(source.files["table"])
+    frame = read_table(source.files["table"])
 
     def geometries() -> Geometries:
         if "geometry" not in source.files:
@@ -268,7 +274,7 @@ def read_excluded(path: Path) -> set[int]:
 def _read_pyg_raw(source: Qm9Source) -> tuple[pd.DataFrame, Callable[[], Geometries]]:
     from rdkit import Chem, rdBase
 
-    frame = pd.read_csv(source.files["table"])
+    frame = read_table(source.files["table"])
     excluded = read_excluded(source.files["excluded"])
     # same reading as PyG: hydrogens kept, no sanitization; molecule i is row i of the csv
     supplier = Chem.SDMolSupplier(str(source.files["sdf"]), removeHs=False, sanitize=False)
@@ -329,7 +335,7 @@ def atomization_energies(frame: pd.DataFrame, element_counts: np.ndarray) -> pd.
 
 @_READERS.register("qm9pack")
 def _read_qm9pack(source: Qm9Source) -> tuple[pd.DataFrame, Callable[[], Geometries]]:
-    raw = pd.concat([pd.read_csv(source.files[k]) for k in sorted(source.files)], ignore_index=True)
+    raw = pd.concat([read_table(source.files[k]) for k in sorted(source.files)], ignore_index=True)
     raw = raw.sort_values("Index", kind="stable").reset_index(drop=True)
     frame = raw.rename(columns=_QM9PACK_COLUMNS)
     frame.insert(0, "mol_id", "gdb_" + raw["Index"].astype(str))
@@ -392,7 +398,12 @@ def load_qm9(
 
     checksums = [source.layout, *source.checksum(*sorted(source.files))] if use_cache else []
     batch = featurize_with_cache(
-        chosen, featurize, source_checksums=checksums, cache_dir=cache_dir, use_cache=use_cache
+        chosen,
+        featurize,
+        source_checksums=checksums,
+        cache_dir=cache_dir,
+        use_cache=use_cache,
+        n_molecules=len(smiles),
     )
     raw = frame[[t.column for t in chosen_targets]].to_numpy(dtype=np.float64)
     return assemble(batch, smiles, raw, chosen_targets, chosen.spec, ids=frame["mol_id"].to_numpy())

@@ -51,18 +51,43 @@ class Split:
         return record
 
     @classmethod
-    def from_dict(cls, record: dict[str, Any]) -> Split:
-        missing = [name for name in ("train", "val", "test") if name not in record]
+    def from_dict(cls, record: dict[str, Any], n_molecules: int | None = None) -> Split:
+        """The split of a :meth:`to_dict` record (e.g. a ``splits.json`` read back).
+
+        Args:
+            n_molecules: the size of the dataset it indexes; indices must lie below it.
+
+        Raises:
+            ValueError: a missing part, a part that is not a list of integers, an index out of
+                range, or one that appears twice.
+        """
+        if not isinstance(record, dict):
+            raise ValueError(f"a split record is a JSON object, got {type(record).__name__}")
+        missing = [name for name in cls.parts if name not in record]
         if missing:
             raise ValueError(
                 f"split record lacks {missing}; expected keys train, val, test (method, seed optional)"
             )
+        for name in cls.parts:
+            part = record[name]
+            if not isinstance(part, list) or not all(
+                isinstance(i, int) and not isinstance(i, bool) for i in part
+            ):
+                raise ValueError(f"split part {name!r} must be a list of integer indices")
+            if n_molecules is not None and part and not 0 <= min(part) <= max(part) < n_molecules:
+                raise ValueError(
+                    f"split part {name!r} has indices outside the {n_molecules} molecules of the "
+                    f"dataset (from {min(part)} to {max(part)})"
+                )
+        method, seed = record.get("method", ""), record.get("seed")
+        if not isinstance(method, str) or not (seed is None or type(seed) is int):
+            raise ValueError("split record's 'method' must be a string and 'seed' an integer")
         return cls(
             train=record["train"],
             val=record["val"],
             test=record["test"],
-            method=record.get("method", ""),
-            seed=record.get("seed"),
+            method=method,
+            seed=seed,
         )
 
 

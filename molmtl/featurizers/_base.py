@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import signal
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -31,6 +32,9 @@ from molmtl.graphs import PackedGraphs
 #: below this many molecules a process pool's start-up and transfers outweigh its gain (on a
 #: busy 2-core machine: 20,000 QM9 SMILES no gain, 40,000 1.16x with 2 workers)
 PARALLEL_MIN_MOLECULES = 20_000
+#: more worker processes than this is a mistake (``--n-jobs 99999`` forked thousands), refused;
+#: up to it, the count is capped at the usable cores
+MAX_N_JOBS = 1_024
 
 
 class InvalidMoleculeError(ValueError):
@@ -108,26 +112,65 @@ def canonical_atom_order(mol: Chem.Mol) -> Chem.Mol:
     return Chem.RenumberAtoms(mol, sorted(range(len(ranks)), key=ranks.__getitem__))
 
 
+#: longest SMILES read: RDKit's time grows faster than linearly with size (a 100,000-character
+#: chain took 98 s); 5,000 characters is far beyond drug-like and QM9 molecules (under 40)
+MAX_SMILES_LENGTH = 5_000
+#: most heavy atoms of a molecule: a 1,000-atom chain featurizes in 0.03 s, 20,000 in 8 s
+MAX_HEAVY_ATOMS = 1_000
+#: a SMILES in an error message is cut to this many characters
+SHOWN_SMILES_LENGTH = 80
+
+
 def parse_smiles(smiles: Any) -> Chem.Mol:
-    """RDKit molecule from a SMILES string, or :class:`InvalidMoleculeError` saying why not."""
+    """RDKit molecule from a SMILES string, or :class:`InvalidMoleculeError` saying why not.
+
+    Refused before RDKit sees them: non-strings, empty or whitespace-only strings, whitespace
+    inside, characters that cannot be SMILES (non-ASCII, such as the lone surrogates that bytes
+    which are not UTF-8 decode to, and control characters), more than
+    :data:`MAX_SMILES_LENGTH` characters; after parsing: no atoms, dummy atoms, more than
+    :data:`MAX_HEAVY_ATOMS` heavy atoms.
+    """
     if not isinstance(smiles, str):
         raise InvalidMoleculeError(
-            f"SMILES must be a string, got {type(smiles).__name__} {smiles!r}"
+            f"SMILES must be a string, got {type(smiles).__name__} {shown(smiles)}"
         )
     text = smiles.strip()
     if not text:
         raise InvalidMoleculeError("empty SMILES" if not smiles else "SMILES is only whitespace")
+    if len(text) > MAX_SMILES_LENGTH:
+        raise InvalidMoleculeError(
+            f"SMILES of {len(text)} characters is longer than the limit of {MAX_SMILES_LENGTH}"
+        )
     if len(text.split(maxsplit=1)) > 1:
-        raise InvalidMoleculeError(f"SMILES {smiles!r} contains whitespace inside")
+        raise InvalidMoleculeError(f"SMILES {shown(smiles)} contains whitespace inside")
+    bad = next((char for char in text if not (char.isascii() and char.isprintable())), None)
+    if bad is not None:
+        raise InvalidMoleculeError(
+            f"SMILES {shown(smiles)} has character {bad!r} at position {text.index(bad)}, "
+            "which no SMILES holds (only printable ASCII)"
+        )
     with rdBase.BlockLogs():
         mol = Chem.MolFromSmiles(text)
         if mol is None:
             raise InvalidMoleculeError(_parse_failure(smiles, text))
     if mol.GetNumAtoms() == 0:
-        raise InvalidMoleculeError(f"SMILES {smiles!r} has no atoms")
+        raise InvalidMoleculeError(f"SMILES {shown(smiles)} has no atoms")
+    if mol.GetNumHeavyAtoms() > MAX_HEAVY_ATOMS:
+        raise InvalidMoleculeError(
+            f"molecule of {mol.GetNumHeavyAtoms()} heavy atoms is larger than the limit of "
+            f"{MAX_HEAVY_ATOMS}"
+        )
     if mol.HasSubstructMatch(_DUMMY_ATOM):
-        raise InvalidMoleculeError(f"SMILES {smiles!r} has a dummy atom '*' (no element)")
+        raise InvalidMoleculeError(f"SMILES {shown(smiles)} has a dummy atom '*' (no element)")
     return mol
+
+
+def shown(value: Any) -> str:
+    """``repr(value)`` for a message, cut to :data:`SHOWN_SMILES_LENGTH` characters."""
+    text = repr(value)
+    if len(text) <= SHOWN_SMILES_LENGTH:
+        return text
+    return f"{text[: SHOWN_SMILES_LENGTH - 1]}… ({len(text)} characters)"
 
 
 _DUMMY_ATOM = Chem.MolFromSmarts("[#0]")
@@ -137,12 +180,12 @@ def _parse_failure(smiles: str, text: str) -> str:
     """Why RDKit rejected ``text``: syntax, or the sanitization step that failed."""
     mol = Chem.MolFromSmiles(text, sanitize=False)
     if mol is None:
-        return f"unparseable SMILES {smiles!r}"
+        return f"unparseable SMILES {shown(smiles)}"
     try:
         Chem.SanitizeMol(mol)
     except Chem.rdchem.MolSanitizeException as error:
-        return f"invalid chemistry in {smiles!r}: {error}"
-    return f"RDKit rejected SMILES {smiles!r}"
+        return f"invalid chemistry in {shown(smiles)}: {error}"
+    return f"RDKit rejected SMILES {shown(smiles)}"
 
 
 @dataclass
@@ -183,6 +226,13 @@ def _concatenate(
 
 def _optional_item(values: Sequence | None, i: int) -> Any:
     return None if values is None else values[i]
+
+
+def _worker_signals() -> None:
+    """A pool worker leaves Ctrl-C to its parent, which stops the pool (a worker interrupted
+    mid-task hung the pool), and dies at SIGTERM (not the parent's cleanup handler)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 class Featurizer(ABC):
@@ -295,12 +345,19 @@ class Featurizer(ABC):
             ]
             # fork (where the OS has it) keeps start-up cheap: workers run RDKit and numpy, never torch
             method = "fork" if "fork" in get_all_start_methods() else None
-            with ProcessPoolExecutor(workers, mp_context=get_context(method)) as pool:
-                chunks = list(pool.map(self._raw_chunk_args, pieces))
+            context = get_context(method)
+            with ProcessPoolExecutor(workers, context, initializer=_worker_signals) as pool:
+                try:
+                    chunks = list(pool.map(self._raw_chunk_args, pieces))
+                except BaseException:  # Ctrl-C, SIGTERM: drop the pieces not started
+                    pool.shutdown(cancel_futures=True)
+                    raise
         return self._pack(chunks)
 
     @staticmethod
     def _workers(n: int, n_jobs: int | None) -> int:
+        """Worker processes for ``n`` molecules: at most the usable cores and ``n``."""
+        n_jobs = Featurizer.check_n_jobs(n_jobs)
         cpus = (
             len(os.sched_getaffinity(0))
             if hasattr(os, "sched_getaffinity")
@@ -312,13 +369,21 @@ class Featurizer(ABC):
                 if n < PARALLEL_MIN_MOLECULES
                 else min(cpus, max(1, n // (PARALLEL_MIN_MOLECULES // 2)))
             )
-        if n_jobs == -1:
-            return cpus
-        if n_jobs < 1:
+        return max(1, min(cpus if n_jobs == -1 else n_jobs, cpus, n))
+
+    @staticmethod
+    def check_n_jobs(n_jobs: int | None) -> int | None:
+        """``n_jobs`` if valid: None, -1 or 1 to :data:`MAX_N_JOBS` (more workers than usable
+        cores are later capped at the cores); else a ValueError naming the value."""
+        if n_jobs is None:
+            return None
+        is_integer = isinstance(n_jobs, int | np.integer) and not isinstance(n_jobs, bool)
+        if not is_integer or not (n_jobs == -1 or 1 <= n_jobs <= MAX_N_JOBS):
             raise ValueError(
-                f"n_jobs must be a positive integer, -1 (all CPUs) or None (auto), got {n_jobs}"
+                f"n_jobs must be an integer from 1 to {MAX_N_JOBS} (capped at the usable cores), "
+                f"-1 (all CPUs) or None (auto), got {n_jobs!r}"
             )
-        return n_jobs
+        return int(n_jobs)
 
     def _raw_chunk_args(self, args: tuple) -> _RawChunk:
         return self._raw_chunk(*args)

@@ -131,9 +131,7 @@ class Graph2DFeaturizer(Featurizer):
                 list(map(Atom.GetFormalCharge, atoms)) if brackets else [0] * n_atoms,
                 list(map(Atom.GetTotalNumHs, atoms)),
                 list(map(Atom.GetHybridization, atoms)),
-                _canonical_chiral_tags(atoms)
-                if "@" in smiles
-                else [_CHI_UNSPECIFIED] * n_atoms,
+                _canonical_chiral_tags(atoms) if "@" in smiles else [_CHI_UNSPECIFIED] * n_atoms,
                 list(map(Atom.GetNumRadicalElectrons, atoms)) if brackets else [0] * n_atoms,
                 list(map(Atom.GetIsAromatic, atoms)),
                 list(map(Atom.IsInRing, atoms)),

@@ -6,13 +6,26 @@
 """
 
 from molmtl.models._io import FORMAT_VERSION, RunDirError, load_model, save_model
-from molmtl.models._model import MultiTaskModel, build_model
+from molmtl.models._model import (
+    MAX_DEPTH,
+    MAX_PARAMETERS,
+    MAX_TASKS,
+    MAX_WIDTH,
+    MultiTaskModel,
+    build_model,
+    check_model_config,
+)
 
 __all__ = [
     "FORMAT_VERSION",
+    "MAX_DEPTH",
+    "MAX_PARAMETERS",
+    "MAX_TASKS",
+    "MAX_WIDTH",
     "MultiTaskModel",
     "RunDirError",
     "build_model",
+    "check_model_config",
     "load_model",
     "save_model",
 ]

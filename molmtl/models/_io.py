@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import reprlib
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from molmtl.rundir import (
     RunDirError,
     atomic_torch_save,
     atomic_write_text,
+    settings_checksums,
     sha256_of,
 )
 
@@ -36,8 +38,10 @@ def save_model(run_dir: str | os.PathLike, model: MultiTaskModel, metadata: dict
 
     ``config.json`` is ``metadata`` (e.g. ``featurizer``, ``targets``, ``train``) plus
     ``format_version``, ``molmtl_version``, ``model`` (the build config with ``node_dim``,
-    ``edge_dim``, ``n_tasks``) and ``weights`` (file name and SHA-256). Both files are written
-    atomically, weights first, so a reader never sees a checksum of other weights.
+    ``edge_dim``, ``n_tasks``), ``weights`` (file name and SHA-256) and ``settings_sha256``
+    (a checksum per section that matters, so that edits are caught when the run is read). Both
+    files are written atomically, weights first, so a reader never sees a checksum of other
+    weights.
 
     Returns:
         The path of ``config.json``.
@@ -56,6 +60,8 @@ def save_model(run_dir: str | os.PathLike, model: MultiTaskModel, metadata: dict
         "model": model.config,
         "weights": {"file": WEIGHTS_FILE, "sha256": sha256_of(weights_path)},
     }
+    # of the JSON as read back, so that what a reader computes is what was recorded
+    config["settings_sha256"] = settings_checksums(json.loads(json.dumps(config)))
     config_path = run_dir / CONFIG_FILE
     atomic_write_text(config_path, json.dumps(config, indent=2, sort_keys=False) + "\n")
     return config_path
@@ -79,6 +85,8 @@ def load_model(
     model_config = dict(config["model"])
     try:
         dims = {key: model_config.pop(key) for key in ("node_dim", "edge_dim", "n_tasks")}
+        if dims["n_tasks"] != len(config["targets"]):
+            raise ValueError(f"n_tasks {dims['n_tasks']!r} but {len(config['targets'])} targets")
         model = build_model(model_config, **dims)
     except (KeyError, ValueError, TypeError) as error:
         raise RunDirError(f"{run_dir / CONFIG_FILE}: invalid 'model' section: {error}") from error
@@ -104,13 +112,16 @@ def read_config(run_dir: Path) -> dict[str, Any]:
     version = config.get("format_version")
     if version != FORMAT_VERSION:
         raise RunDirError(
-            f"{config_path}: format_version {version!r} is not supported by molmtl {__version__} "
+            f"{config_path}: format_version {reprlib.repr(version)} is not supported by molmtl {__version__} "
             f"(reads version {FORMAT_VERSION}); use the molmtl version that wrote it "
             f"({config.get('molmtl_version', 'unknown')})"
         )
-    for key in ("model", "weights", "featurizer", "targets"):
+    for key, kind in (("model", dict), ("weights", dict), ("featurizer", dict), ("targets", list)):
         if key not in config:
             raise RunDirError(f"{config_path} lacks the {key!r} section")
+        if not isinstance(config[key], kind):
+            raise RunDirError(f"{config_path}: {key!r} must be a JSON {kind.__name__}")
+    _check_targets(config_path, config["targets"])
     weights = config["weights"]
     if not isinstance(weights, dict) or not isinstance(weights.get("file"), str):
         raise RunDirError(f"{config_path}: 'weights' must give the weights 'file' and 'sha256'")
@@ -130,10 +141,26 @@ def read_config(run_dir: Path) -> dict[str, Any]:
     return config
 
 
+def _check_targets(config_path: Path, targets: list[Any]) -> None:
+    """The ``targets`` section: records with a unique ``name`` and, if given, numeric scales."""
+    names = [t.get("name") if isinstance(t, dict) else None for t in targets]
+    if not names or not all(isinstance(name, str) and name for name in names):
+        raise RunDirError(f"{config_path}: 'targets' must be a non-empty list of {{'name': ...}}")
+    if len(set(names)) != len(names):
+        raise RunDirError(f"{config_path}: 'targets' names a target twice: {names}")
+    for target in targets:
+        for key in ("factor", "report_scale"):
+            value = target.get(key, 1.0)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise RunDirError(
+                    f"{config_path}: target {target['name']!r} {key} must be a number"
+                )
+
+
 def _check_featurizer(config: dict[str, Any]) -> None:
     try:
         from_spec(config["featurizer"])
-    except FeaturizerSpecError as error:
+    except (FeaturizerSpecError, ValueError, TypeError, KeyError, AttributeError) as error:
         raise RunDirError(
             f"the model was trained with a featurizer this molmtl does not reproduce: {error}"
         ) from error

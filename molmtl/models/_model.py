@@ -14,6 +14,14 @@ from molmtl.nn.heads import TaskHeads
 if TYPE_CHECKING:
     from molmtl.data import GraphBatch
 
+#: upper bounds of a model config, checked before anything is built: a width (any ``*_dim``
+#: option, the featurizer's dimensions included), a count of layers, rounds or steps (any other
+#: integer option), the number of tasks, and the parameters of the whole model
+MAX_WIDTH = 4096
+MAX_DEPTH = 64
+MAX_TASKS = 1024
+MAX_PARAMETERS = 100_000_000
+
 
 class MultiTaskModel(nn.Module):
     """Shared encoder + per-task heads, trained on standardized targets.
@@ -78,10 +86,10 @@ def build_model(
     ``head_hidden_dim`` (None for linear heads), and the encoder's own options.
 
     Raises:
-        ValueError: naming the unknown encoder or option.
+        ValueError: naming the unknown encoder or option, or the size beyond its bound
+            (:func:`check_model_config`).
     """
-    if not isinstance(model_config, dict):
-        raise TypeError(f"model config must be a dict, got {type(model_config).__name__}")
+    check_model_config(model_config, node_dim=node_dim, edge_dim=edge_dim, n_tasks=n_tasks)
     options = dict(model_config)
     encoder_name = options.pop("encoder", "gine")
     head_hidden_dim = options.pop("head_hidden_dim", None)
@@ -97,3 +105,65 @@ def build_model(
         "n_tasks": n_tasks,
     }
     return model
+
+
+def check_model_config(
+    model_config: dict[str, Any], *, node_dim: int, edge_dim: int, n_tasks: int
+) -> int:
+    """Check a model config without allocating it; return its number of parameters.
+
+    Names, option types and the bounds :data:`MAX_WIDTH`, :data:`MAX_DEPTH`, :data:`MAX_TASKS`
+    are checked first; then the model is built on PyTorch's ``meta`` device (shapes only, no
+    memory, no random numbers drawn) to count its parameters against :data:`MAX_PARAMETERS`.
+
+    Raises:
+        ValueError: naming the option and its valid range.
+    """
+    if not isinstance(model_config, dict):
+        raise ValueError(f"model config must be a table, got {type(model_config).__name__}")
+    options = dict(model_config)
+    name = options.pop("encoder", "gine")
+    if not isinstance(name, str):
+        raise ValueError(f"model encoder must be a name, got {_short(name)}")
+    head_hidden_dim = options.pop("head_hidden_dim", None)
+    valid = encoder_options(name)  # unknown encoder: ValueError listing the valid ones
+    unknown = sorted(map(str, set(options) - set(valid)))
+    if unknown:
+        raise ValueError(
+            f"unknown option(s) {_short(unknown)} for encoder {name!r}; valid: {sorted(valid)}"
+        )
+    # the integer options are sizes (a future float option, e.g. a dropout rate, is not)
+    sizes = {"node_dim": node_dim, "edge_dim": edge_dim, "n_tasks": n_tasks}
+    sizes.update((k, v) for k, v in options.items() if type(valid[k]) is int)
+    if head_hidden_dim is not None:
+        sizes["head_hidden_dim"] = head_hidden_dim
+    for key, value in sizes.items():
+        _check_size(key, value)
+    with torch.device("meta"):
+        shapes = MultiTaskModel(
+            get_encoder(name, node_dim=node_dim, edge_dim=edge_dim, **options),
+            n_tasks,
+            head_hidden_dim=head_hidden_dim,
+        )
+    count = sum(parameter.numel() for parameter in shapes.parameters())
+    if count > MAX_PARAMETERS:
+        raise ValueError(
+            f"the model {_short(model_config)} has {count:,} parameters, more than the "
+            f"{MAX_PARAMETERS:,} molmtl builds; use smaller widths"
+        )
+    return count
+
+
+def _check_size(key: str, value: object) -> None:
+    """``value`` is an int in ``[1, bound]``, the bound that of a width, a task count or a depth."""
+    bound = MAX_TASKS if key == "n_tasks" else MAX_WIDTH if key.endswith("_dim") else MAX_DEPTH
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= bound:
+        raise ValueError(
+            f"model option {key} must be an integer from 1 to {bound}, got {_short(value)}"
+        )
+
+
+def _short(value: object) -> str:
+    """``repr(value)``, cut to 100 characters (an edited config may hold anything)."""
+    text = repr(value)
+    return text if len(text) <= 100 else text[:97] + "..."

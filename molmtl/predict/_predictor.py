@@ -9,7 +9,7 @@ and the reason in ``domain_note``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
@@ -28,6 +28,7 @@ from molmtl.predict._domain import EnsembleDomain, stored_domain
 from molmtl.predict._errors import PredictorError
 from molmtl.predict._stream import stream_csv
 from molmtl.predict._summary import PredictionSummary
+from molmtl.pretrained import get_model
 
 RunDir = str | PathLike[str]
 
@@ -37,6 +38,10 @@ DEFAULT_CHUNK_SIZE = 10_000
 #: scripts/bench_predict.py), on an accelerator large ones fill the device
 CPU_BATCH_SIZE = 256
 ACCELERATOR_BATCH_SIZE = 4096
+#: larger settings are mistakes, refused before any work: a chunk of a million molecules holds
+#: gigabytes of graphs, and a forward pass of 100,000 fills a GPU's memory
+MAX_CHUNK_SIZE = 1_000_000
+MAX_BATCH_SIZE = 100_000
 
 
 @dataclass(frozen=True)
@@ -97,10 +102,7 @@ class Predictor:
         self.device = next(iter(self.models[0].buffers())).device
         if batch_size is None:
             batch_size = CPU_BATCH_SIZE if self.device.type == "cpu" else ACCELERATOR_BATCH_SIZE
-        _check_positive("chunk_size", chunk_size)
-        _check_positive("batch_size", batch_size)
-        if n_jobs is not None and n_jobs != -1:
-            _check_positive("n_jobs", n_jobs)
+        _check_settings(chunk_size, batch_size, n_jobs)
         self.featurizer = featurizer
         self.targets = list(targets)
         self.units = list(units)
@@ -140,6 +142,7 @@ class Predictor:
         dirs = [run_dirs] if isinstance(run_dirs, str | PathLike) else list(run_dirs)
         if not dirs:
             raise PredictorError("no run directory given")
+        _check_settings(chunk_size, batch_size, n_jobs)  # before any model is read
         device = _resolve_device(device)
         members = [(Path(run_dir), *load_model(run_dir, device=device)) for run_dir in dirs]
         first_dir, _, first_config = members[0]
@@ -157,6 +160,30 @@ class Predictor:
             n_jobs=n_jobs,
             domains=[stored_domain(config, run_dir) for run_dir, _, config in members],
         )
+
+    @classmethod
+    def pretrained(
+        cls,
+        name: str | None = None,
+        device: str | torch.device | None = None,
+        *,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        batch_size: int | None = None,
+        n_jobs: int | None = None,
+    ) -> Predictor:
+        """A model shipped with molmtl: ``name`` from :func:`molmtl.pretrained.available_models`,
+        default :data:`molmtl.pretrained.DEFAULT_MODEL` (QM9, 11 properties; docs/pretrained.md).
+
+        Its files are checked against the SHA-256 recorded in the code before they are read;
+        the other arguments are those of :meth:`load`.
+
+        Raises:
+            ShippedModelError: no shipped model has that name, or its files were changed.
+        """
+        with get_model(name).folder() as folder:
+            return cls.load(
+                folder, device, chunk_size=chunk_size, batch_size=batch_size, n_jobs=n_jobs
+            )
 
     @property
     def is_ensemble(self) -> bool:
@@ -177,27 +204,43 @@ class Predictor:
                 units[target + STD_SUFFIX] = unit
         return units
 
-    def predict(self, smiles: str | Iterable[str] | pd.Series) -> pd.DataFrame:
+    def predict(
+        self,
+        smiles: str | Iterable[str] | pd.Series | pd.DataFrame | np.ndarray,
+        *,
+        smiles_column: str | None = None,
+    ) -> pd.DataFrame:
         """Predict properties, one row per input in input order.
 
         Args:
-            smiles: one SMILES, a list of them, or a Series (its index is kept). Missing values
-                (None, NaN) and non-strings give invalid rows, not an exception.
+            smiles: one SMILES; a list, tuple, 1-D numpy array or other ordered iterable of
+                them; a Series (its index is kept); or a DataFrame with a SMILES column (its
+                index is kept). Missing values (None, NaN, pd.NA) and non-strings give invalid
+                rows, not an exception.
+            smiles_column: the SMILES column of a DataFrame; default: its one column named
+                ``smiles`` in any case.
+
+        Raises:
+            PredictorError: a DataFrame without that column, or with several ``smiles`` columns.
+            TypeError: ``smiles`` is none of the above (bytes, a dict, a set: no row order).
 
         Returns:
             DataFrame with ``smiles``, ``valid``, ``error``, ``in_domain``, ``domain_note`` (why
             a valid molecule is outside the domain, '' otherwise), one float column per target
             (physical units, NaN when invalid) and, for an ensemble, ``<target>_std``.
         """
-        index = smiles.index if isinstance(smiles, pd.Series) else None
-        prediction = self.predict_arrays(_as_smiles_list(smiles))
+        values, index = _smiles_and_index(smiles, smiles_column)
+        prediction = self.predict_arrays(values)
         frame = self.to_frame(prediction, index=index)
         frame.insert(0, "smiles", prediction.smiles)
         return frame
 
-    def predict_arrays(self, smiles: Sequence[str | None]) -> Prediction:
-        """Like :meth:`predict` but returns the raw aligned arrays (no DataFrame)."""
-        texts = _normalize(smiles)
+    def predict_arrays(
+        self, smiles: Iterable[str | None] | pd.DataFrame | np.ndarray
+    ) -> Prediction:
+        """Like :meth:`predict` (the same inputs, a DataFrame's SMILES column found by name) but
+        returns the raw aligned arrays (no DataFrame)."""
+        texts = _normalize(_smiles_and_index(smiles, None)[0])
         n = len(texts)
         n_tasks = len(self.targets)
         valid = np.zeros(n, dtype=bool)
@@ -291,7 +334,7 @@ class Predictor:
             smiles_column=smiles_column,
             chunk_size=self.chunk_size
             if chunk_size is None
-            else _check_positive("chunk_size", chunk_size),
+            else _check_count("chunk_size", chunk_size, MAX_CHUNK_SIZE),
         )
 
     def _forward(self, graphs: PackedGraphs) -> np.ndarray:
@@ -307,38 +350,95 @@ class Predictor:
 
 def _resolve_device(device: str | torch.device | None) -> torch.device:
     try:
-        return resolve_device(device)
+        resolved = resolve_device(device)
     except ValueError as error:
         raise PredictorError(str(error)) from error
+    if resolved.type not in ("cpu", "cuda"):
+        raise PredictorError(
+            f"device {str(device)!r} is not supported for prediction: use 'cpu', 'cuda' or 'cuda:N'"
+        )
+    if resolved.type == "cuda" and (resolved.index or 0) >= torch.cuda.device_count():
+        raise PredictorError(
+            f"device {str(device)!r} does not exist: this machine has "
+            f"{torch.cuda.device_count()} CUDA device(s), cuda:0 to cuda:{torch.cuda.device_count() - 1}"
+        )
+    return resolved
 
 
-def _check_positive(name: str, value: int) -> int:
-    if not isinstance(value, int) or value < 1:
-        allowed = ", -1 (all CPUs) or None (automatic)" if name == "n_jobs" else ""
-        raise PredictorError(f"{name} must be a positive integer{allowed}, got {value!r}")
+def _check_settings(chunk_size: int, batch_size: int | None, n_jobs: int | None) -> None:
+    _check_count("chunk_size", chunk_size, MAX_CHUNK_SIZE)
+    if batch_size is not None:
+        _check_count("batch_size", batch_size, MAX_BATCH_SIZE)
+    try:
+        Featurizer.check_n_jobs(n_jobs)
+    except ValueError as error:
+        raise PredictorError(str(error)) from None
+
+
+def _check_count(name: str, value: int, limit: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= limit:
+        raise PredictorError(f"{name} must be an integer from 1 to {limit:,}, got {value!r}")
     return value
 
 
-def _as_smiles_list(smiles: str | Iterable[str] | pd.Series) -> list:
-    if isinstance(smiles, str):
-        return [smiles]
-    if isinstance(smiles, pd.Series):
-        return smiles.tolist()
-    if isinstance(smiles, bytes | dict) or not isinstance(smiles, Iterable):
-        raise TypeError(
-            f"smiles must be a string, a list of strings or a pandas Series, got {type(smiles).__name__}"
+def _smiles_and_index(smiles: object, smiles_column: str | None) -> tuple[list, pd.Index | None]:
+    """The SMILES of :meth:`Predictor.predict`'s input as a list, and the index to keep."""
+    if isinstance(smiles, pd.DataFrame):
+        column = _smiles_column_of(smiles, smiles_column)
+        return smiles[column].tolist(), smiles.index
+    if smiles_column is not None:
+        raise PredictorError(
+            f"smiles_column={smiles_column!r} applies to a DataFrame, got {type(smiles).__name__}"
         )
-    return list(smiles)
+    if isinstance(smiles, pd.Series):
+        return smiles.tolist(), smiles.index
+    if isinstance(smiles, str):
+        return [smiles], None
+    if isinstance(smiles, np.ndarray):
+        if smiles.ndim > 1:
+            raise TypeError(f"smiles must be a 1-D array, got shape {smiles.shape}")
+        return smiles.reshape(-1).tolist(), None
+    if isinstance(smiles, bytes | bytearray | Mapping | Set) or not isinstance(smiles, Iterable):
+        why = " (it has no row order to keep)" if isinstance(smiles, Mapping | Set) else ""
+        raise TypeError(
+            "smiles must be a string, a list of strings, a pandas Series or DataFrame, got "
+            f"{type(smiles).__name__}{why}"
+        )
+    return list(smiles), None
+
+
+def _smiles_column_of(frame: pd.DataFrame, smiles_column: str | None) -> object:
+    """The column of ``frame`` holding SMILES: ``smiles_column``, else the one named 'smiles'
+    in any case."""
+    names = [str(name) for name in frame.columns[:20]]
+    if smiles_column is not None:
+        if smiles_column not in frame.columns:
+            raise PredictorError(
+                f"the DataFrame has no column {smiles_column!r}; its columns are {names}"
+            )
+        if isinstance(frame[smiles_column], pd.DataFrame):
+            raise PredictorError(f"the DataFrame has several columns named {smiles_column!r}")
+        return smiles_column
+    found = [name for name in frame.columns if isinstance(name, str) and name.lower() == "smiles"]
+    if len(found) != 1:
+        problem = "no column named 'smiles'" if not found else f"several SMILES columns {found}"
+        raise PredictorError(
+            f"the DataFrame has {problem} (in any case); its columns are {names}: "
+            "name the column with smiles_column="
+        )
+    return found[0]
 
 
 def _normalize(smiles: Sequence[object]) -> list:
-    """Missing values (None, NaN, pd.NA) become '' so they are reported as empty SMILES; other
-    non-strings go through, and the featurizer reports them as invalid rows."""
+    """Missing values (None, NaN, pd.NA, NaT) become '' so they are reported as empty SMILES;
+    other non-strings go through, and the featurizer reports them as invalid rows."""
     return ["" if _is_missing(value) else value for value in smiles]
 
 
 def _is_missing(value: object) -> bool:
-    return value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA
+    if value is None or value is pd.NA or value is pd.NaT:
+        return True
+    return isinstance(value, float | np.floating) and bool(np.isnan(value))
 
 
 def _targets_and_units(config: dict, run_dir: Path) -> tuple[list[str], list[str]]:

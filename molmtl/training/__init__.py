@@ -20,8 +20,14 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from molmtl.training._data import load_dataset, make_split
     from molmtl.training._distributed import DataParallel, RankFailedError
-    from molmtl.training._loop import EpochMeans, compile_model, train_epoch, train_step
-    from molmtl.training._setup import TrainingRun, prepare_run, resolve_device
+    from molmtl.training._loop import (
+        EpochMeans,
+        compile_model,
+        resolve_device,
+        train_epoch,
+        train_step,
+    )
+    from molmtl.training._setup import TrainingRun, TrainingWarning, prepare_run
     from molmtl.training.config import ConfigError, TrainConfig, available_presets
     from molmtl.training.evaluation import Scorer, evaluate
     from molmtl.training.plots import plot
@@ -52,8 +58,9 @@ _LAZY = {
     "train_epoch": "molmtl.training._loop",
     "train_step": "molmtl.training._loop",
     "TrainingRun": "molmtl.training._setup",
+    "TrainingWarning": "molmtl.training._setup",
     "prepare_run": "molmtl.training._setup",
-    "resolve_device": "molmtl.training._setup",
+    "resolve_device": "molmtl.training._loop",
     **{
         name: "molmtl.training.trainer"
         for name in (
@@ -80,6 +87,7 @@ __all__ = [
     "Scorer",
     "TrainConfig",
     "TrainingRun",
+    "TrainingWarning",
     "available_presets",
     "compile_model",
     "evaluate",

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
+from molmtl import _device
+from molmtl.training.config import ConfigError
 from molmtl.training.metrics import masked_mse
 
 if TYPE_CHECKING:
@@ -147,3 +149,19 @@ def compile_model(model: torch.nn.Module) -> Callable[[GraphBatch], Tensor]:
     # compiled backward graphs with donated buffers refuse
     torch._functorch.config.donated_buffer = False
     return torch.compile(model, dynamic=True)
+
+
+def resolve_device(name: str) -> torch.device:
+    """``"auto"`` → CUDA when available, else CPU; anything else as ``torch.device``."""
+    try:
+        device = _device.resolve_device(name)
+    except ValueError as error:
+        raise ConfigError(f"device: {error}") from error
+    if device.type not in ("cpu", "cuda"):
+        raise ConfigError(f"device: molmtl trains on 'cpu' or 'cuda' devices, not {name!r}")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise ConfigError(
+            f"device: {name!r} asked for, but this machine has {torch.cuda.device_count()} "
+            "CUDA device(s)"
+        )
+    return device

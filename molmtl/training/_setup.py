@@ -6,21 +6,32 @@ evaluation and the benchmark scripts need, built in a fixed order so a seed give
 
 from __future__ import annotations
 
+import os
+import warnings
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
 
-from molmtl import _device, balancing
-from molmtl.data import Split, TargetScaler, fit_domain
-from molmtl.models import build_model
-from molmtl.rundir import RunDir
-from molmtl.training._data import load_dataset, make_split, target_records
+from molmtl import balancing, featurizers
+from molmtl.data import QM9_DEFAULT_TASKS, Split, TargetScaler, fit_domain
+from molmtl.models import build_model, check_model_config
+from molmtl.rundir import RunDir, RunDirError
+from molmtl.training._data import (
+    check_dataset,
+    check_same_data,
+    check_split,
+    load_dataset,
+    make_split,
+    read_split,
+    target_records,
+)
 from molmtl.training._distributed import DataParallel, join, rank_device
-from molmtl.training._loop import compile_model
+from molmtl.training._loop import compile_model, resolve_device
 from molmtl.training.config import ConfigError, TrainConfig
 from molmtl.training.evaluation import Scorer
 
@@ -29,14 +40,6 @@ if TYPE_CHECKING:
     from molmtl.data import MoleculeDataset
     from molmtl.graphs import GraphBatch, PackedGraphs
     from molmtl.models import MultiTaskModel
-
-
-def resolve_device(name: str) -> torch.device:
-    """``"auto"`` → CUDA when available, else CPU; anything else as ``torch.device``."""
-    try:
-        return _device.resolve_device(name)
-    except ValueError as error:
-        raise ConfigError(f"device: {error}") from error
 
 
 @dataclass
@@ -87,31 +90,60 @@ class TrainingRun:
             return self.forward(batch).float() * self.model.target_std + self.model.target_mean
 
 
-def prepare_run_dir(config: TrainConfig, *, resume: bool, overwrite: bool) -> RunDir:
-    """Create ``config.out``, refusing to clobber a run unless asked, or check a resumable one."""
+class TrainingWarning(UserWarning):
+    """Something a run went on despite (e.g. source rows left out), said once on stderr."""
+
+
+def check_run_dir(config: TrainConfig, *, resume: bool, overwrite: bool) -> RunDir:
+    """The run directory ``config.out``, refused (writing nothing) when it is a file, holds a
+    run that neither ``resume`` nor ``overwrite`` allows touching, or holds files that are
+    not a molmtl run's for ``overwrite`` to remove."""
     if resume and overwrite:
         raise ConfigError("resume and overwrite exclude each other: continue the run or replace it")
     run_dir = RunDir(config.out)
+    _check_writable(run_dir.path)
     if resume:
         check_resumable(run_dir, config)
-    elif run_dir.has_checkpoint():
-        if not overwrite:
-            raise ConfigError(
-                f"out: {run_dir.path} already holds a run; pass resume=True (--resume) to "
-                "continue it, overwrite=True (--overwrite) to replace it, or choose another out "
-                "directory"
-            )
-        # removed first, so a replacement killed in its first epoch cannot resume the old run
-        run_dir.checkpoint_path.unlink()
-    run_dir.path.mkdir(parents=True, exist_ok=True)
+        return run_dir
+    found = run_dir.molmtl_files()
+    if found and not overwrite:
+        raise ConfigError(
+            f"out: {run_dir.path} already holds a run; pass resume=True (--resume) to "
+            "continue it, overwrite=True (--overwrite) to replace it, or choose another out "
+            "directory"
+        )
+    if found and not run_dir.is_run():
+        names = [path.name for path in found]
+        raise ConfigError(
+            f"out: {run_dir.path} holds {names} but no run that molmtl wrote (no molmtl "
+            "config.json or splits.json), so --overwrite will not delete them; move them away "
+            "or choose another out directory"
+        )
     return run_dir
+
+
+def _check_writable(out: Path) -> None:
+    """Refuse an ``out`` that is a file, lies under a file, or lies in a read-only folder."""
+    if "\0" in str(out):
+        raise ConfigError(f"out: {str(out)!r} holds a null character")
+    existing = next(path for path in (out, *out.parents) if path.exists())
+    if not existing.is_dir():
+        raise ConfigError(f"out: {existing} is a file, not a directory; choose another out")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"out: {existing} is not writable; choose another out")
 
 
 def check_resumable(run_dir: RunDir, config: TrainConfig) -> None:
     """Refuse to resume with settings that would change the run's trajectory."""
-    if not run_dir.config_path.is_file():
-        raise ConfigError(f"out: cannot resume, {run_dir.config_path} does not exist")
-    changed = run_dir.changed_settings(config.to_dict())
+    if not run_dir.has_checkpoint():
+        raise ConfigError(
+            f"out: cannot resume, {run_dir.checkpoint_path} does not exist (no run was started "
+            "there, or it was cut short before it began; train it afresh with --overwrite)"
+        )
+    try:
+        changed = run_dir.changed_settings(config.to_dict())
+    except RunDirError as error:
+        raise ConfigError(f"cannot resume: {error}") from error
     if changed:
         raise ConfigError(
             f"cannot resume {run_dir.path} with different settings for {changed} "
@@ -119,15 +151,79 @@ def check_resumable(run_dir: RunDir, config: TrainConfig) -> None:
         )
 
 
+def check_options(config: TrainConfig) -> None:
+    """Refuse a featurizer, model or balancer option that would fail only once the data is in.
+
+    The model is checked on PyTorch's ``meta`` device (sizes against their bounds, nothing
+    allocated) and the balancer is built on a stand-in parameter.
+    """
+    n_tasks = len(config.targets or QM9_DEFAULT_TASKS)
+    try:
+        featurizer = featurizers.get(config.featurizer)
+    except (ValueError, TypeError) as error:
+        raise ConfigError(f"featurizer: {error}") from error
+    try:
+        check_model_config(
+            config.model,
+            node_dim=featurizer.node_dim,
+            edge_dim=featurizer.edge_dim,
+            n_tasks=n_tasks,
+        )
+    except (ValueError, TypeError) as error:
+        raise ConfigError(f"model: {error}") from error
+    stand_in = torch.nn.Parameter(torch.zeros(1))
+    try:
+        balancing.get(
+            config.balancer, shared=[stand_in], n_tasks=n_tasks, **config.balancer_options
+        )
+    except (ValueError, TypeError) as error:
+        raise ConfigError(f"balancer_options: {error}") from error
+
+
 def _load_or_make_split(
     run_dir: RunDir, config: TrainConfig, dataset: MoleculeDataset, *, resume: bool
 ) -> Split:
-    """The resumed run's ``splits.json``, or a new split written there."""
+    """The resumed run's ``splits.json`` (checked against the data), or a new split.
+
+    A new split is checked before anything is written; then, with ``overwrite``, every file
+    of the old run is removed, and ``splits.json`` and ``invalid_rows.csv`` are written.
+    """
     if resume:
-        return Split.from_dict(run_dir.read_splits())
+        check_same_data(run_dir, dataset, "cannot resume")
+        return read_split(run_dir, len(dataset))
     split = make_split(config, dataset)
+    check_split(config, dataset, split)
+    _start_run_dir(run_dir)
     run_dir.write_splits(split.to_dict())
+    _record_invalid_rows(run_dir, dataset)
     return split
+
+
+def _start_run_dir(run_dir: RunDir) -> None:
+    """Create the run directory, first removing every file of a run it holds (an overwrite)."""
+    kept = run_dir.clear()
+    if kept:
+        names = [path.name for path in kept]
+        warnings.warn(
+            f"{run_dir.path} also holds {names}, which molmtl did not write: left as they are",
+            TrainingWarning,
+            stacklevel=2,
+        )
+    run_dir.path.mkdir(parents=True, exist_ok=True)
+
+
+def _record_invalid_rows(run_dir: RunDir, dataset: MoleculeDataset) -> None:
+    """List the source rows left out in ``invalid_rows.csv``, and say how many."""
+    rejected = dataset.rejected
+    if not len(rejected):
+        return
+    run_dir.write_invalid_rows(rejected.rename(columns={"error": "reason"}).to_dict("records"))
+    warnings.warn(
+        f"{len(rejected)} of {len(rejected) + len(dataset)} data rows have invalid SMILES and are "
+        f"left out; they are listed in {run_dir.invalid_rows_path}",
+        TrainingWarning,
+        stacklevel=2,
+    )
 
 
 def _build_model(
@@ -181,8 +277,10 @@ def _prepare_data(
     """
 
     def on_main() -> tuple[RunDir, MoleculeDataset, Split]:
-        run_dir = prepare_run_dir(config, resume=resume, overwrite=overwrite)
+        run_dir = check_run_dir(config, resume=resume, overwrite=overwrite)
+        check_options(config)
         dataset = load_dataset(config)
+        check_dataset(config, dataset)
         return run_dir, dataset, _load_or_make_split(run_dir, config, dataset, resume=resume)
 
     def on_others() -> tuple[RunDir, MoleculeDataset, Split]:
@@ -232,13 +330,7 @@ def _prepare(
     std = torch.as_tensor(scaler.std_, dtype=torch.float32)
     model = _build_model(config, dataset, mean, std).to(device)
     balancer, optimizer, scheduler = _build_optimization(config, model, data_parallel)
-    metadata = {
-        "featurizer": dataset.featurizer_spec,
-        "targets": target_records(dataset),
-        # what the training molecules look like, for the predictor's in_domain / domain_note
-        "domain": fit_domain(dataset, split.train).to_dict(),
-        "train": config.to_dict(),
-    }
+    metadata = _metadata(config, dataset, split)
     return TrainingRun(
         config=config,
         run_dir=run_dir,
@@ -260,3 +352,16 @@ def _prepare(
         metadata=metadata,
         data_parallel=data_parallel,
     )
+
+
+def _metadata(config: TrainConfig, dataset: MoleculeDataset, split: SplitIndex) -> dict[str, Any]:
+    """What ``config.json`` records besides the model."""
+    return {
+        "featurizer": dataset.featurizer_spec,
+        "targets": target_records(dataset),
+        # what the training molecules look like, for the predictor's in_domain / domain_note
+        "domain": fit_domain(dataset, split.train).to_dict(),
+        "train": config.to_dict(),
+        # what resume and evaluate check the data against
+        "data": {"sha256": dataset.fingerprint(), "n_molecules": len(dataset)},
+    }

@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from molmtl.rundir import CHECKPOINT_FILE, atomic_torch_save
+from molmtl.rundir import CHECKPOINT_FILE, RunDirError, atomic_torch_save
 
 CHECKPOINT_VERSION = 1
 
@@ -32,22 +32,46 @@ def set_rng_state(state: dict[str, Any], shuffle_generator: torch.Generator) -> 
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+#: the entries of a checkpoint besides its version
+CHECKPOINT_KEYS = ("model", "optimizer", "scheduler", "balancer", "rng", "run")
+
+
 def save_checkpoint(run_dir: Path, state: dict[str, Any]) -> None:
-    """Write ``checkpoint.pt`` atomically (a killed run keeps the previous epoch's)."""
-    atomic_torch_save({"version": CHECKPOINT_VERSION, **state}, run_dir / CHECKPOINT_FILE)
+    """Write ``checkpoint.pt`` atomically (a killed run keeps the previous epoch's).
+
+    Raises:
+        RunDirError: the write failed (e.g. a full disk); the previous checkpoint is intact.
+    """
+    path = run_dir / CHECKPOINT_FILE
+    try:
+        atomic_torch_save({"version": CHECKPOINT_VERSION, **state}, path)
+    except OSError as error:
+        raise RunDirError(
+            f"cannot write {path}: {error.strerror or error}; the previous checkpoint is "
+            "intact, so `molmtl train --resume` continues from it once this is fixed"
+        ) from error
 
 
 def load_checkpoint(run_dir: Path) -> dict[str, Any]:
     """Read ``checkpoint.pt`` of ``run_dir`` onto the CPU (``load_state_dict`` calls move the
-    model, optimizer and balancer states to their parameters' device; RNG states stay here)."""
+    model, optimizer and balancer states to their parameters' device; RNG states stay here).
+
+    Raises:
+        RunDirError: the file is missing, unreadable, or not a checkpoint of this version.
+    """
     path = run_dir / CHECKPOINT_FILE
     if not path.is_file():
-        raise FileNotFoundError(
-            f"cannot resume: {path} does not exist (the run never finished an epoch)"
+        raise RunDirError(f"cannot resume: {path} does not exist (the run never began)")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # a damaged archive raises many kinds; none of them is ours
+        raise RunDirError(f"{path} is not a molmtl checkpoint ({error})"[:400]) from error
+    if not isinstance(state, dict) or state.get("version") != CHECKPOINT_VERSION:
+        version = state.get("version") if isinstance(state, dict) else None
+        raise RunDirError(
+            f"{path}: checkpoint version {version!r}, this molmtl reads {CHECKPOINT_VERSION}"
         )
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if state.get("version") != CHECKPOINT_VERSION:
-        raise ValueError(
-            f"{path}: checkpoint version {state.get('version')!r}, this molmtl reads {CHECKPOINT_VERSION}"
-        )
+    missing = [key for key in CHECKPOINT_KEYS if key not in state]
+    if missing:
+        raise RunDirError(f"{path} lacks {missing}: it is damaged or not a molmtl checkpoint")
     return state

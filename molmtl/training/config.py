@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import reprlib
 import tomllib
+from collections import Counter
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -28,6 +30,11 @@ SPLITS.register("random", "molmtl.training._data:random_split")
 SPLITS.register("scaffold", "molmtl.training._data:scaffold_split")
 DATASETS = ("qm9", "csv")
 PRECISIONS = ("fp32", "bf16")
+#: a config file larger than this, or whose YAML aliases expand to more values, is refused
+MAX_CONFIG_BYTES = 1_000_000
+MAX_CONFIG_VALUES = 10_000
+#: the largest seed torch's generators take
+MAX_SEED = 2**64 - 1
 
 
 class ConfigError(ValueError):
@@ -110,9 +117,11 @@ class TrainConfig:
         if not isinstance(values, dict):
             raise ConfigError(f"a config must be a table of settings, got {type(values).__name__}")
         known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
+        unknown = sorted(map(str, set(values) - known))  # YAML keys may be numbers or None
         if unknown:
-            raise ConfigError(f"unknown config field(s) {unknown}; valid fields: {sorted(known)}")
+            raise ConfigError(
+                f"unknown config field(s) {_short(unknown)}; valid fields: {sorted(known)}"
+            )
         return cls(**values)
 
     @classmethod
@@ -142,12 +151,15 @@ class TrainConfig:
     def from_run(cls, out: str | Path, overrides: dict[str, Any] | None = None) -> TrainConfig:
         """The settings stored in the run directory ``out``, with ``overrides`` (None values
         skipped): what ``train(config, resume=True)`` takes to continue that run."""
+        run_dir = RunDir(out)
         try:
-            stored = RunDir(out).read_train_settings()
-        except RunDirError as error:
-            raise ConfigError(f"cannot resume: {error}") from error
+            stored = cls.from_dict({**run_dir.read_train_settings(), "out": str(out)})
+        except (RunDirError, ConfigError) as error:
+            raise ConfigError(
+                f"cannot resume {out}: {run_dir.config_path.name}: {error}"
+            ) from error
         given = {key: value for key, value in (overrides or {}).items() if value is not None}
-        return cls.from_dict({**stored, **given, "out": str(out)})
+        return cls.from_dict({**stored.to_dict(), **given, "out": str(out)})
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serializable copy (stored in the run directory's ``config.json``)."""
@@ -184,11 +196,12 @@ class TrainConfig:
                 or not all(isinstance(t, str) for t in self.targets)
             ):
                 raise ConfigError(
-                    f"targets must be a non-empty list of target names, got {self.targets!r}"
+                    f"targets must be a non-empty list of target names, got {_short(self.targets)}"
                 )
-            duplicates = sorted({t for t in self.targets if self.targets.count(t) > 1})
+            counts = Counter(self.targets)
+            duplicates = sorted(t for t, count in counts.items() if count > 1)
             if duplicates:
-                raise ConfigError(f"targets lists {duplicates} more than once")
+                raise ConfigError(f"targets lists {_short(duplicates)} more than once")
         if self.dataset == "csv" and (self.data is None or self.targets is None):
             raise ConfigError(
                 "dataset 'csv' needs data (the CSV path) and targets (its target columns)"
@@ -213,28 +226,32 @@ class TrainConfig:
             or not math.isclose(sum(fractions), 1.0, abs_tol=1e-6)
         ):
             raise ConfigError(
-                f"split_fractions must be 3 positive numbers summing to 1, got {fractions!r}"
+                f"split_fractions must be 3 positive numbers summing to 1, got {_short(fractions)}"
             )
 
     def _validate_model_and_balancer(self) -> None:
         if not isinstance(self.model, dict) or not isinstance(
             self.model.get("encoder", "gine"), str
         ):
-            raise ConfigError(f"model must be a table with an 'encoder' name, got {self.model!r}")
+            raise ConfigError(
+                f"model must be a table with an 'encoder' name, got {_short(self.model)}"
+            )
         _string("balancer", self.balancer)
         # Checked here (the registries list names without importing torch), so that a typo
         # fails before minutes of data loading, not after.
         _choice("balancer", self.balancer, tuple(available_balancers()))
         _choice("model.encoder", self.model.get("encoder", "gine"), tuple(available_encoders()))
         if not isinstance(self.balancer_options, dict):
-            raise ConfigError(f"balancer_options must be a table, got {self.balancer_options!r}")
+            raise ConfigError(
+                f"balancer_options must be a table, got {_short(self.balancer_options)}"
+            )
 
     def _validate_optimization(self) -> None:
         _int("epochs", self.epochs, minimum=1)
         _int("batch_size", self.batch_size, minimum=1)
         _int("eval_batch_size", self.eval_batch_size, minimum=1)
         _int("lr_patience", self.lr_patience, minimum=0)
-        _int("seed", self.seed, minimum=0)
+        _int("seed", self.seed, minimum=0, maximum=MAX_SEED)
         _int("gradient_probe", self.gradient_probe, minimum=0)
         _number("lr", self.lr, low=0.0)
         _number("min_lr", self.min_lr, low=0.0, inclusive=True)
@@ -250,7 +267,7 @@ class TrainConfig:
             isinstance(k, str) and _is_number(v) and v > 0 for k, v in self.reference_maes.items()
         ):
             raise ConfigError(
-                f"reference_maes must map target names to positive MAEs, got {self.reference_maes!r}"
+                f"reference_maes must map target names to positive MAEs, got {_short(self.reference_maes)}"
             )
         if self.targets is not None:
             missing = [t for t in self.targets if t not in self.reference_maes]
@@ -280,33 +297,69 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist")
     suffix = path.suffix.lower()
+    if suffix not in (".toml", ".yaml", ".yml"):
+        raise ConfigError(f"config file {path} must end in .toml, .yaml or .yml")
+    if path.stat().st_size > MAX_CONFIG_BYTES:
+        raise ConfigError(f"config file {path} is larger than {MAX_CONFIG_BYTES:,} bytes")
     try:
+        text = path.read_text()
         if suffix == ".toml":
-            values = tomllib.loads(path.read_text())
-        elif suffix in (".yaml", ".yml"):
+            values = tomllib.loads(text)
+        else:
             import yaml
 
-            values = yaml.safe_load(path.read_text()) or {}
-        else:
-            raise ConfigError(f"config file {path} must end in .toml, .yaml or .yml")
-    except (tomllib.TOMLDecodeError, ValueError) as error:
-        if isinstance(error, ConfigError):
-            raise
-        raise ConfigError(f"cannot parse config file {path}: {error}") from error
-    except Exception as error:  # yaml.YAMLError, imported lazily
-        raise ConfigError(f"cannot parse config file {path}: {error}") from error
+            values = yaml.safe_load(text) or {}
+    except Exception as error:  # OSError, UnicodeDecodeError, TOML's and (lazy) YAML's errors
+        reason = " ".join(str(error).split())[:300]
+        raise ConfigError(f"cannot parse config file {path}: {reason}") from error
+    # YAML aliases share one object among many places: count the values as they would expand
+    if _expanded_size(values, MAX_CONFIG_VALUES) > MAX_CONFIG_VALUES:
+        raise ConfigError(
+            f"config file {path} expands to more than {MAX_CONFIG_VALUES:,} values "
+            "(YAML aliases?); a config holds a few dozen settings"
+        )
     if not isinstance(values, dict):
         raise ConfigError(f"config file {path} must hold a table of settings")
     return values
+
+
+def _expanded_size(value: object, limit: int) -> int:
+    """The number of values in ``value`` counting a shared one at every place it appears,
+    counted up to just past ``limit`` (so a self-referencing structure ends too)."""
+    count, pending = 0, [value]
+    while pending and count <= limit:
+        item = pending.pop()
+        count += 1
+        if isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list | tuple | set):
+            pending.extend(item)
+    return count
+
+
+_REPR = reprlib.Repr()
+_REPR.maxstring, _REPR.maxother, _REPR.maxlist, _REPR.maxdict, _REPR.maxlevel = 80, 80, 8, 8, 3
+
+
+def _short(value: object) -> str:
+    """A repr of ``value`` of at most a few hundred characters, whatever it holds."""
+    return _REPR.repr(value)
 
 
 def _is_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _int(name: str, value: object, *, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
+def _int(name: str, value: object, *, minimum: int, maximum: int | None = None) -> None:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or value < minimum
+        or (maximum is not None and value > maximum)
+    ):
+        bounds = f">= {minimum}" if maximum is None else f"from {minimum} to {maximum}"
+        raise ConfigError(f"{name} must be an integer {bounds}, got {_short(value)}")
 
 
 def _number(
@@ -316,17 +369,17 @@ def _number(
     below_high = high is None or (_is_number(value) and value < high)
     if not (above_low and below_high):
         bounds = f"{'>=' if inclusive else '>'} {low}" + ("" if high is None else f" and < {high}")
-        raise ConfigError(f"{name} must be a number {bounds}, got {value!r}")
+        raise ConfigError(f"{name} must be a number {bounds}, got {_short(value)}")
 
 
 def _choice(name: str, value: object, choices: tuple[str, ...]) -> None:
     if value not in choices:
-        raise ConfigError(f"{name} must be one of {list(choices)}, got {value!r}")
+        raise ConfigError(f"{name} must be one of {list(choices)}, got {_short(value)}")
 
 
 def _string(name: str, value: object) -> None:
     if not isinstance(value, str) or not value:
-        raise ConfigError(f"{name} must be a non-empty string, got {value!r}")
+        raise ConfigError(f"{name} must be a non-empty string, got {_short(value)}")
 
 
 def _optional_string(name: str, value: object) -> None:
@@ -336,4 +389,4 @@ def _optional_string(name: str, value: object) -> None:
 
 def _bool(name: str, value: object) -> None:
     if not isinstance(value, bool):
-        raise ConfigError(f"{name} must be true or false, got {value!r}")
+        raise ConfigError(f"{name} must be true or false, got {_short(value)}")

@@ -10,16 +10,15 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor
 
-from molmtl import _device
-from molmtl.data import Split
 from molmtl.models import load_model
 from molmtl.rundir import RunDir, RunDirError
-from molmtl.training._data import load_dataset
+from molmtl.training._data import check_same_data, load_dataset, read_split
+from molmtl.training._loop import resolve_device
 from molmtl.training.config import ConfigError, TrainConfig
 from molmtl.training.metrics import absolute_error_sums, delta_m_percent, normalized_mae
 
 if TYPE_CHECKING:
-    from molmtl.data import GraphBatch, PackedGraphs
+    from molmtl.data import GraphBatch, MoleculeDataset, PackedGraphs
     from molmtl.training._distributed import DataParallel
 
 
@@ -137,23 +136,20 @@ def evaluate(
         split: ``"train"``, ``"val"`` or ``"test"``.
         device: where to evaluate (default: CUDA when available).
         data: where the run's dataset is now, when not where training found it (e.g. training
-            read ``$MOLMTL_DATA``, which is not set here).
+            read ``$MOLMTL_DATA``, which is not set here). It must be the same data: a run
+            that recorded its data's fingerprint refuses other data.
+
+    Raises:
+        RunDirError: the run directory is incomplete or tampered with.
+        ConfigError: the data is not the run's, or cannot be read.
     """
     if split not in ("train", "val", "test"):
         raise ValueError(f"split must be 'train', 'val' or 'test', got {split!r}")
     run_dir = RunDir(run_dir)
-    torch_device = _device.resolve_device(device or "auto")
+    torch_device = resolve_device(device or "auto")
     model, config = load_model(run_dir.path, device=torch_device)
-    train_config = TrainConfig.from_dict(run_dir.read_train_settings())
-    if not run_dir.splits_path.is_file():
-        raise RunDirError(
-            f"{run_dir.path} lacks {run_dir.splits_path.name}; was it written by `molmtl train`?"
-        )
-    if data is not None:
-        train_config = dataclasses.replace(train_config, data=str(data))
-    dataset = load_dataset(train_config)
-    splits = Split.from_dict(run_dir.read_splits())
-    index = torch.as_tensor(getattr(splits, split), dtype=torch.long)
+    train_config, dataset = _run_dataset(run_dir, config, data)
+    index = torch.as_tensor(getattr(read_split(run_dir, len(dataset)), split), dtype=torch.long)
     graphs = dataset.graphs.to(torch_device)
     targets = torch.as_tensor(dataset.y, dtype=torch.float32, device=torch_device)
     mae = mean_absolute_errors(
@@ -161,3 +157,25 @@ def evaluate(
     ).cpu()
     scorer = Scorer(config["targets"], model.target_std, train_config.reference_maes)
     return {"split": split, "n_molecules": len(index), **scorer.report(mae)}
+
+
+def _run_dataset(
+    run_dir: RunDir, config: dict[str, Any], data: str | os.PathLike | None
+) -> tuple[TrainConfig, MoleculeDataset]:
+    """The run's training settings and its dataset (from ``data`` when given), checked to be
+    the data it was trained on."""
+    try:
+        train_config = TrainConfig.from_dict({**run_dir.read_train_settings(), "out": "."})
+    except ConfigError as error:
+        raise RunDirError(f"{run_dir.config_path}: invalid 'train' section: {error}") from error
+    if data is not None:
+        train_config = dataclasses.replace(train_config, data=str(data))
+    dataset = load_dataset(train_config)
+    names = [target["name"] for target in config["targets"]]
+    if dataset.target_names != names:
+        raise RunDirError(
+            f"{run_dir.config_path}: its targets {names} are not those its training settings "
+            f"load ({dataset.target_names})"
+        )
+    check_same_data(run_dir, dataset, "cannot evaluate")
+    return train_config, dataset

@@ -20,7 +20,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from molmtl.models import save_model
-from molmtl.rundir import RunDir
+from molmtl.rundir import RunDir, RunDirError
 from molmtl.training._loop import EpochMeans, train_epoch
 from molmtl.training._setup import TrainingRun, prepare_run
 from molmtl.training.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
@@ -93,12 +93,19 @@ class ModelSelection:
         self.run = run
 
     def save(self, state: RunState) -> None:
+        """Write ``model.pt`` and ``config.json`` (raises :class:`RunDirError` if that fails)."""
         if not self.run.is_main:
             return
         extra = {"best_epoch": state.best_epoch}
         if state.best_epoch:
             extra["val_score"] = state.best_score
-        save_model(self.run.run_dir.path, self.run.model, {**self.run.metadata, **extra})
+        try:
+            save_model(self.run.run_dir.path, self.run.model, {**self.run.metadata, **extra})
+        except OSError as error:
+            raise RunDirError(
+                f"cannot write the model into {self.run.run_dir.path}: "
+                f"{error.strerror or error}; its previous model.pt and checkpoint are intact"
+            ) from error
 
     def update(self, state: RunState, record: EpochRecord) -> bool:
         """Save the model if ``record`` beats the best score so far; say whether it did."""
@@ -143,7 +150,12 @@ class MetricsLog:
         return row
 
     def write(self, history: list[dict[str, Any]]) -> None:
-        self.run_dir.write_metrics(self.columns, history)
+        try:
+            self.run_dir.write_metrics(self.columns, history)
+        except OSError as error:
+            raise RunDirError(
+                f"cannot write {self.run_dir.metrics_path}: {error.strerror or error}"
+            ) from error
 
 
 def checkpoint_state(run: TrainingRun, state: RunState) -> dict[str, Any]:
@@ -159,21 +171,54 @@ def checkpoint_state(run: TrainingRun, state: RunState) -> dict[str, Any]:
 
 
 def start(run: TrainingRun) -> RunState:
-    """A fresh run: the untrained model is the selected one until an epoch beats it."""
+    """A fresh run: the untrained model is the selected one until an epoch beats it.
+
+    The checkpoint of epoch 0 is written too, so a run stopped in its first epoch resumes.
+    """
     state = RunState()
     ModelSelection(run).save(state)
+    if run.is_main:
+        save_checkpoint(run.run_dir.path, checkpoint_state(run, state))
     return state
 
 
 def restore_checkpoint(run: TrainingRun) -> RunState:
-    """Load the run's checkpoint into its model, optimizer, scheduler, balancer and RNGs."""
+    """Load the run's checkpoint into its model, optimizer, scheduler, balancer and RNGs.
+
+    Raises:
+        RunDirError: the checkpoint is damaged, or not of this run's model and settings.
+    """
+    path = run.run_dir.checkpoint_path
     checkpoint = load_checkpoint(run.run_dir.path)
-    run.model.load_state_dict(checkpoint["model"])
-    run.optimizer.load_state_dict(checkpoint["optimizer"])
-    run.scheduler.load_state_dict(checkpoint["scheduler"])
-    run.balancer.load_state_dict(checkpoint["balancer"])
-    set_rng_state(checkpoint["rng"], run.shuffle_generator)
-    return RunState(**checkpoint["run"])
+    try:
+        state = _run_state(checkpoint["run"])
+        run.model.load_state_dict(checkpoint["model"])
+        run.optimizer.load_state_dict(checkpoint["optimizer"])
+        run.scheduler.load_state_dict(checkpoint["scheduler"])
+        run.balancer.load_state_dict(checkpoint["balancer"])
+        set_rng_state(checkpoint["rng"], run.shuffle_generator)
+    except Exception as error:  # load_state_dict raises several kinds on foreign states
+        raise RunDirError(f"{path} does not fit this run: {error}"[:400]) from error
+    return state
+
+
+def _run_state(record: object) -> RunState:
+    """The :class:`RunState` of a checkpoint's ``run`` entry, checked for consistency."""
+    if not isinstance(record, dict) or set(record) != set(vars(RunState())):
+        raise ValueError(f"its 'run' entry must hold {sorted(vars(RunState()))}")
+    state = RunState(**record)
+    epoch, best = state.epoch, state.best_epoch
+    if not (
+        type(epoch) is int
+        and type(best) is int
+        and 0 <= best <= epoch
+        and isinstance(state.best_score, float)
+        and isinstance(state.history, list)
+        and len(state.history) == epoch
+        and all(isinstance(row, dict) for row in state.history)
+    ):
+        raise ValueError(f"its 'run' entry is inconsistent (epoch {epoch!r}, best {best!r})")
+    return state
 
 
 def run_epoch(run: TrainingRun, epoch: int) -> EpochRecord:

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
+import os
+import signal
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +18,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from molmtl import featurizers
 from molmtl.cli import predict as predict_cli
@@ -169,7 +176,7 @@ def test_ensemble_of_models(run_dirs: list[Path], input_csv: Path, tmp_path: Pat
         ("missing model", "does not exist"),
         ("truncated model", "modified or truncated"),
         ("missing input", "No such file"),
-        ("binary input", "can't decode"),
+        ("binary input", "has no column 'smiles'"),
         ("empty input", "empty"),
         ("missing column", "no column 'smiles'; its columns are ['id', 'SMILES']"),
         ("column clash", "['pred_valid']"),
@@ -192,6 +199,8 @@ def test_failed_runs_exit_1_with_a_message(
     elif case == "missing input":
         source = tmp_path / "absent.csv"
     elif case == "binary input":
+        # bytes that are not UTF-8 read as lone surrogates (one bad cell is one invalid row),
+        # so a binary file is a CSV without a SMILES column
         source.write_bytes(bytes(range(128, 256)) * 4)
     elif case == "empty input":
         source.write_text("")
@@ -237,3 +246,224 @@ def test_entry_point_fails_without_traceback(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "does not exist" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("output", "message"),
+    [
+        ("", "the output path is empty"),
+        (".", "it is a directory"),
+        ("{tmp}", "it is a directory"),
+        ("{tmp}/no-dir/out.csv", "does not exist"),
+        ("{tmp}/out.csv.zip", "not .zip"),
+    ],
+)
+def test_impossible_outputs_fail_before_any_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], output: str, message: str
+) -> None:
+    # the model does not exist either: the output must be refused first
+    output = output.format(tmp=tmp_path)
+    for inputs in (["CCO"], ["-i", str(tmp_path / "absent.csv")]):
+        assert molmtl_predict("-m", tmp_path / "no-run", *inputs, "-o", output) == 1
+        err = capsys.readouterr().err
+        assert err.startswith("molmtl predict: error: ") and message in err
+        assert len(err.splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_dev_null_and_a_fifo_are_written_into_a_link_is_kept(
+    run_dirs: list[Path], input_csv: Path, tmp_path: Path
+) -> None:
+    assert molmtl_predict("-m", run_dirs[0], "--device", "cpu", "-o", "/dev/null", "CCO") == 0
+    assert Path("/dev/null").is_char_device()
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    received: list[bytes] = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()))
+    reader.start()
+    assert molmtl_predict("-m", run_dirs[0], "--device", "cpu", "-i", input_csv, "-o", fifo) == 0
+    reader.join(timeout=30)
+    assert fifo.is_fifo() and received[0].startswith(b"id,smiles,pred_valid")
+    target, link = tmp_path / "target.csv", tmp_path / "link.csv"
+    target.write_text("old\n")
+    link.symlink_to(target)
+    assert molmtl_predict("-m", run_dirs[0], "--device", "cpu", "-o", link, "CCO") == 0
+    assert link.is_symlink() and target.read_text().startswith("smiles,valid")
+
+
+def test_smiles_arguments_to_a_file_are_written_atomically(
+    run_dirs: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "out.csv"
+    out.write_text("old\n")
+
+    def fail_halfway(frame: pd.DataFrame, stream, **options) -> None:
+        stream.write("smiles,valid\nCCO,")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", fail_halfway)
+    assert molmtl_predict("-m", run_dirs[0], "--device", "cpu", "-o", out, "CCO") == 1
+    assert out.read_text() == "old\n" and sorted(tmp_path.iterdir()) == [out]
+
+
+def test_undecodable_bytes_in_arguments_and_on_stdin_are_invalid_rows(
+    run_dirs: list[Path], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def captured_stdout() -> io.TextIOWrapper:
+        stdout = io.TextIOWrapper(io.BytesIO(), encoding="utf-8", newline="")
+        monkeypatch.setattr(sys, "stdout", stdout)
+        return stdout
+
+    stdout = captured_stdout()
+    undecodable = os.fsdecode(b"C\xffC")  # how Python passes such an argument: a lone surrogate
+    assert molmtl_predict("-m", run_dirs[0], "--device", "cpu", undecodable, "\ud800", "CCO") == 0
+    stdout.flush()
+    table = stdout.buffer.getvalue()
+    assert b"C\xffC" in table and b"character '\\udcff'" in table  # the bytes as given
+    assert "3 rows: 1 predicted, 2 invalid" in capsys.readouterr().err
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"id,smiles\n1,C\xffC\n2,CCO\n")))
+    stdout = captured_stdout()
+    assert molmtl_predict("-m", run_dirs[0], "--device", "cpu", "-i", "-") == 0
+    stdout.flush()
+    lines = stdout.buffer.getvalue().splitlines()
+    assert lines[1].startswith(b"1,C\xffC,False,") and b",True," in lines[2]
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (["--n-jobs", "99999"], "n_jobs must be an integer from 1 to 1024"),
+        (["--n-jobs", "0"], "n_jobs must be an integer"),
+        (["--batch-size", "100000000000"], "batch_size must be an integer from 1 to 100,000"),
+        (["--chunk-size", "999999999"], "chunk_size must be an integer from 1 to 1,000,000"),
+        (["--device", "meta"], "not supported for prediction"),
+        (["--device", "toaster"], "unknown device 'toaster'"),
+    ],
+)
+def test_absurd_resources_are_refused_in_one_line(
+    run_dirs: list[Path], capsys: pytest.CaptureFixture[str], option: list[str], message: str
+) -> None:
+    assert molmtl_predict("-m", run_dirs[0], *option, "CCO") == 1
+    err = capsys.readouterr().err
+    assert err == f"molmtl predict: error: {err.split('error: ', 1)[1]}" and message in err
+    assert len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "option",
+    [
+        ["--n-jobs", "x"],
+        ["--batch-size", "0"],
+        ["--batch-size", "1e3"],
+        ["--chunk-size", "-4"],
+        ["--threads", "0"],
+        ["--threads", "99999"],
+    ],
+)
+def test_malformed_numbers_are_usage_errors(
+    run_dirs: list[Path], capsys: pytest.CaptureFixture[str], option: list[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        molmtl_predict("-m", run_dirs[0], *option, "CCO")
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument {option[0]}" in err and "Traceback" not in err
+
+
+ARGUMENT = st.one_of(
+    st.sampled_from(
+        [
+            "CCO",
+            "-o",
+            "-i",
+            "--n-jobs",
+            "--batch-size",
+            "--chunk-size",
+            "--device",
+            "--threads",
+            "--smiles-column",
+            "--prefix",
+            "-",
+            "",
+            ".",
+            "0",
+            "-1",
+            "99999",
+            "cpu",
+            "nan",
+            "/dev/null",
+            "--",
+            "-m",
+        ]
+    ),
+    st.text(st.characters(codec=None), max_size=8),
+)
+
+
+@settings(max_examples=25, deadline=None, derandomize=True, database=None)
+@given(arguments=st.lists(ARGUMENT, max_size=6))
+def test_any_arguments_give_an_exit_code_never_a_traceback(
+    run_dirs: list[Path], tmp_path_factory: pytest.TempPathFactory, arguments: list[str]
+) -> None:
+    folder = tmp_path_factory.mktemp("cli")
+    argv = ["-m", str(run_dirs[0]), "--device", "cpu", "--threads", "1", *arguments]
+    error = io.StringIO()
+    with contextlib.redirect_stderr(error), contextlib.redirect_stdout(io.StringIO()):
+        cwd = os.getcwd()
+        os.chdir(folder)  # a stray output name lands here, never in the repository
+        try:
+            code = molmtl_predict(*argv)
+        except SystemExit as usage:
+            code = usage.code
+        finally:
+            os.chdir(cwd)
+    assert code in (0, 1, 2)
+    assert "Traceback" not in error.getvalue()
+    assert not [path for path in folder.iterdir() if path.name.endswith(".tmp")]
+
+
+@pytest.mark.parametrize(("closed", "argv"), [("stdin", ["-i", "-"]), ("stdout", ["CCO"])])
+def test_a_closed_standard_stream_is_an_error_not_silence(
+    run_dirs: list[Path], capsys: pytest.CaptureFixture[str], monkeypatch, closed: str, argv: list
+) -> None:
+    monkeypatch.setattr(sys, closed, None)  # how Python starts with `<&-` or `>&-`
+    assert molmtl_predict("-m", run_dirs[0], "--device", "cpu", *argv) == 1
+    assert f"{closed} is closed" in capsys.readouterr().err
+
+
+def test_a_carriage_return_in_a_smiles_keeps_its_row(run_dirs: list[Path], tmp_path: Path) -> None:
+    out = tmp_path / "out.csv"
+    smiles = ["CCO", "C\rC", "c1ccccc1"]
+    assert molmtl_predict("-m", run_dirs[0], "--device", "cpu", "-o", out, *smiles) == 0
+    written = pd.read_csv(out, dtype=str, keep_default_na=False)
+    assert written["smiles"].tolist() == smiles
+    assert written["valid"].tolist() == ["True", "False", "True"]
+
+
+@pytest.mark.slow  # a fresh interpreter imports torch and RDKit: seconds on a busy machine
+@pytest.mark.parametrize(("sent", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_mid_run_leaves_no_temporary(
+    run_dirs: list[Path], tmp_path: Path, sent: int, status: int
+) -> None:
+    source, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    source.write_text("smiles\n" + "CC(=O)Oc1ccccc1C(=O)O\n" * 50_000)
+    command = [sys.executable, "-m", "molmtl.cli.main", "predict", "-m", str(run_dirs[0])]
+    options = ["--device", "cpu", "--threads", "1", "--chunk-size", "1000"]
+    child = subprocess.Popen(
+        [*command, *options, "-i", str(source), "-o", str(out)],
+        cwd=REPO,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # the signal goes to its process group, as a terminal's would
+        # a shell starts background jobs with SIGINT ignored, which the child would inherit
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.glob(".out.csv.*.tmp")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.killpg(child.pid, sent)
+    assert child.wait(timeout=60) == status
+    stderr = child.stderr.read()
+    assert stderr.strip().splitlines()[-1] in ("molmtl: interrupted", "molmtl: terminated")
+    assert "Traceback" not in stderr
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["in.csv"]

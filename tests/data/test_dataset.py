@@ -4,6 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from molmtl import featurizers
 from molmtl.data import load_csv
@@ -113,3 +115,70 @@ def test_text_in_target_column_is_an_error():
 def test_missing_file():
     with pytest.raises(FileNotFoundError, match=r"nowhere\.csv"):
         load_csv("nowhere.csv")
+
+
+@pytest.mark.parametrize(
+    ("cells", "rows"),
+    [
+        (["1", "inf", "3", "-inf"], "1, 3"),
+        (["1", "1e39", "3", "4"], "1"),  # finite as text, infinite as float32
+        (["Infinity", "2", "3", "4"], "0"),
+    ],
+)
+def test_infinite_labels_are_refused_with_their_rows(tmp_path, cells, rows):
+    path = tmp_path / "inf.csv"
+    pd.DataFrame({"smiles": ["C", "CC", "CCC", "CCO"], "y": cells}).to_csv(path, index=False)
+    with pytest.raises(
+        ValueError, match=rf"column 'y' has infinite values .* data row\(s\) {rows} "
+    ):
+        load_csv(path)
+
+
+def test_missing_label_texts_are_missing_in_a_text_column():
+    # a huge integer makes pandas read the column as text, "nan" included
+    frame = pd.DataFrame({"smiles": ["C", "CC", "CCC"], "y": ["1" + "0" * 30, "nan", "NA"]})
+    assert load_csv(frame).mask.tolist() == [[True], [False], [False]]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "is empty"),
+        (b"smiles,y\nC,1\n\xff\xfe,2\n", "is not UTF-8 text \\(it holds the byte 0xff\\)"),
+        (b'smiles,y\n"C,1\n', "cannot read CSV file"),
+    ],
+    ids=["empty", "latin-1", "unclosed-quote"],
+)
+def test_an_unreadable_csv_is_named(tmp_path, content, message):
+    path = tmp_path / "bad.csv"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match=f"bad.csv.*{message}|{message}.*bad.csv"):
+        load_csv(path)
+
+
+def test_a_broken_archive_is_named(tmp_path):
+    path = tmp_path / "table.csv.gz"
+    path.write_bytes(b"not gzip at all")
+    with pytest.raises(ValueError, match=r"cannot read CSV file .*table\.csv\.gz"):
+        load_csv(path)
+
+
+_CELLS = st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=False, width=32))
+
+
+@settings(max_examples=40, deadline=None, derandomize=True)
+@given(
+    st.lists(st.tuples(st.sampled_from(["C", "CCO", "c1ccccc1", "xx", "CN"]), _CELLS), min_size=1),
+    st.sampled_from(["plain.csv", "packed.csv.xz", "zipped.csv.gz"]),
+)
+def test_the_fingerprint_is_of_the_data_not_of_the_file(tmp_path_factory, rows, name):
+    frame = pd.DataFrame(rows, columns=["smiles", "y"])
+    path = tmp_path_factory.mktemp("fingerprint") / name
+    frame.to_csv(path, index=False)
+    reference = load_csv(frame)
+    assert load_csv(path).fingerprint() == reference.fingerprint()
+    if len(reference):
+        changed = frame.assign(y=np.where(frame["y"].isna(), 1.0, np.nan))  # labels ↔ missing
+        assert load_csv(changed).fingerprint() != reference.fingerprint()
+    if len(reference) > 1 and len(set(reference.smiles)) > 1:
+        assert load_csv(frame.iloc[::-1]).fingerprint() != reference.fingerprint()

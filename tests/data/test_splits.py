@@ -69,3 +69,21 @@ def test_overlap_and_missing_keys_are_rejected():
         Split(train=[0, 1], val=[1], test=[2])
     with pytest.raises(ValueError, match=r"lacks \['test'\]"):
         Split.from_dict({"train": [0], "val": [1]})
+
+
+@pytest.mark.parametrize(
+    ("record", "message"),
+    [
+        ([[0], [1], [2]], "JSON object"),
+        ({"train": [0, 1.0], "val": [2], "test": [3]}, "'train' must be a list of integer"),
+        ({"train": [[0, 1]], "val": [2], "test": [3]}, "'train' must be a list of integer"),
+        ({"train": [True], "val": [2], "test": [3]}, "'train' must be a list of integer"),
+        ({"train": {"0": 1}, "val": [2], "test": [3]}, "'train' must be a list of integer"),
+        ({"train": [0], "val": [2], "test": [10]}, "'test' has indices outside the 10 molecules"),
+        ({"train": [-2], "val": [2], "test": [3]}, "'train' has indices outside"),
+        ({"train": [0], "val": [2], "test": [3], "seed": "x"}, "'seed' an integer"),
+    ],
+)
+def test_a_tampered_record_is_refused(record, message):
+    with pytest.raises(ValueError, match=message):
+        Split.from_dict(record, n_molecules=10)

@@ -38,9 +38,7 @@ def reference_graph(smiles: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         for a in mol.GetAtoms()
     ]
     edges, edge_raw = [], []
-    bonds = sorted(
-        mol.GetBonds(), key=lambda b: sorted((b.GetBeginAtomIdx(), b.GetEndAtomIdx()))
-    )
+    bonds = sorted(mol.GetBonds(), key=lambda b: sorted((b.GetBeginAtomIdx(), b.GetEndAtomIdx())))
     for b in bonds:
         row = (int(b.GetBondType()), b.GetIsConjugated(), b.IsInRing(), int(b.GetStereo()))
         low, high = sorted((b.GetBeginAtomIdx(), b.GetEndAtomIdx()))

@@ -47,7 +47,9 @@ def test_weights_load_without_unpickling_objects(run_dir):
 
 
 def _rewrite_config(path, **changes):
+    """Edit config.json as a run written before settings checksums (which would catch it)."""
     config = json.loads((path / "config.json").read_text())
+    config.pop("settings_sha256", None)
     config.update(changes)
     (path / "config.json").write_text(json.dumps(config))
 
@@ -108,4 +110,77 @@ def test_weights_of_another_shape_are_refused(run_dir):
     config["model"]["hidden_dim"] = 8
     _rewrite_config(path, model=config["model"])
     with pytest.raises(RunDirError, match="do not fit"):
+        load_model(path)
+
+
+def _edit_section(path, key, change):
+    config = json.loads((path / "config.json").read_text())
+    change(config[key])
+    (path / "config.json").write_text(json.dumps(config))
+
+
+@pytest.mark.parametrize(
+    ("section", "change"),
+    [
+        ("targets", lambda targets: targets.reverse()),  # swapped names
+        ("targets", lambda targets: targets[0].update(report_scale=1000.0)),
+        ("model", lambda model: model.update(hidden_dim=8)),
+        ("featurizer", lambda spec: spec.update(name="3d")),
+    ],
+    ids=["swapped-targets", "scale", "size", "featurizer"],
+)
+def test_an_edited_section_is_named(run_dir, section, change):
+    path, _ = run_dir
+    _edit_section(path, section, change)
+    with pytest.raises(RunDirError, match=rf"edited after training: its \['{section}'\] section"):
+        load_model(path)
+
+
+def test_a_run_written_before_settings_checksums_still_loads(run_dir, graphs):
+    path, model = run_dir
+    _rewrite_config(path)  # drops settings_sha256
+    loaded, config = load_model(path)
+    assert "settings_sha256" not in config
+    batch = graphs.batch(torch.arange(len(graphs)))
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.predict(batch), model.eval().predict(batch))
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"model": ["gine"]}, "'model' must be a JSON dict"),
+        ({"targets": {"name": "a"}}, "'targets' must be a JSON list"),
+        ({"targets": [{"name": "a"}, "b"]}, "non-empty list of"),
+        ({"targets": [{"name": "a"}, {"name": "a"}]}, "names a target twice"),
+        ({"targets": [{"name": "a"}, {"name": "b", "factor": "x"}]}, "factor must be a number"),
+        ({"targets": [{"name": "a"}]}, "n_tasks 2 but 1 targets"),
+        ({"featurizer": {"name": 5}}, "featurizer"),
+        ({"weights": "model.pt"}, "'weights' must be a JSON dict"),
+    ],
+)
+def test_a_section_of_the_wrong_shape_is_refused(run_dir, changes, message):
+    path, _ = run_dir
+    _rewrite_config(path, **changes)
+    with pytest.raises(RunDirError, match=message):
+        load_model(path)
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("hidden_dim", 10**9), ("n_layers", 10**7), ("out_dim", 0), ("hidden_dim", "16")],
+)
+def test_enormous_or_odd_sizes_in_config_json_are_refused_before_building(
+    run_dir, monkeypatch, option, value
+):
+    path, _ = run_dir
+    config = json.loads((path / "config.json").read_text())
+    config["model"][option] = value
+    _rewrite_config(path, model=config["model"])
+
+    def no_building(*args, **kwargs):
+        raise AssertionError("an encoder was built before its sizes were checked")
+
+    monkeypatch.setattr("molmtl.nn.gine.GINEConv", no_building)
+    with pytest.raises(RunDirError, match=f"{option} must be an integer from 1 to"):
         load_model(path)

@@ -60,3 +60,40 @@ def test_build_model_records_its_full_config():
 def test_build_model_names_unknown_keys():
     with pytest.raises(ValueError, match="dropout"):
         build_model({"encoder": "gine", "dropout": 0.1}, node_dim=6, edge_dim=3, n_tasks=2)
+
+
+@pytest.mark.parametrize("encoder", available_encoders())
+def test_checking_a_config_allocates_nothing_and_draws_no_random_numbers(encoder):
+    from molmtl.models import check_model_config
+
+    torch.manual_seed(0)
+    expected = torch.rand(3)
+    torch.manual_seed(0)
+    count = check_model_config({"encoder": encoder}, node_dim=11, edge_dim=5, n_tasks=3)
+    assert torch.equal(torch.rand(3), expected)
+    torch.manual_seed(0)
+    model = build_model({"encoder": encoder}, node_dim=11, edge_dim=5, n_tasks=3)
+    assert count == sum(p.numel() for p in model.parameters())
+
+
+@pytest.mark.parametrize(
+    ("config", "n_tasks", "message"),
+    [
+        (
+            {"encoder": "gine", "hidden_dim": 4097},
+            3,
+            "hidden_dim must be an integer from 1 to 4096",
+        ),
+        ({"encoder": "gine", "n_layers": 65}, 3, "n_layers must be an integer from 1 to 64"),
+        ({"encoder": "mpnn", "set2set_steps": True}, 3, "set2set_steps must be an integer"),
+        ({"encoder": "gine", "head_hidden_dim": 2.5}, 3, "head_hidden_dim must be an integer"),
+        ({"encoder": "gine"}, 10**5, "n_tasks must be an integer from 1 to 1024"),
+        ({"encoder": "mpnn", "hidden_dim": 1024}, 3, "parameters, more than the 100,000,000"),
+        ({"encoder": ["gine"]}, 3, "encoder must be a name"),
+        ({"encoder": "gine", "hidden": 8}, 3, "unknown option"),
+        ("gine", 3, "must be a table"),
+    ],
+)
+def test_sizes_beyond_their_bounds_are_refused_before_building(config, n_tasks, message):
+    with pytest.raises(ValueError, match=message):
+        build_model(config, node_dim=11, edge_dim=5, n_tasks=n_tasks)

@@ -8,6 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from molmtl.predict import Predictor, PredictorError
 
@@ -116,7 +118,7 @@ def test_empty_input_gives_empty_frame(predictor: Predictor) -> None:
 
 @pytest.mark.parametrize("bad", [5, b"CCO", {"smiles": "CCO"}])
 def test_non_sequence_input_is_a_type_error(predictor: Predictor, bad: object) -> None:
-    with pytest.raises(TypeError, match="list of strings or a pandas Series"):
+    with pytest.raises(TypeError, match="a list of strings, a pandas Series or DataFrame"):
         predictor.predict(bad)
 
 
@@ -203,3 +205,137 @@ def test_cuda_agrees_with_cpu(run_dir: Path, predictor: Predictor) -> None:
     pd.testing.assert_frame_equal(
         on_gpu.predict(MIXED_SMILES), predictor.predict(MIXED_SMILES), rtol=1e-4, atol=1e-5
     )
+
+
+def test_a_dataframe_gives_its_smiles_column_not_its_column_names(predictor: Predictor) -> None:
+    frame = pd.DataFrame(
+        {"id": ["a", "b", "c"], "SMILES": ["CCO", "not-a-smiles", "OC1COC1"]}, index=[7, 3, 5]
+    )
+    expected = predictor.predict(["CCO", "not-a-smiles", "OC1COC1"])
+    for result in (predictor.predict(frame), predictor.predict(frame, smiles_column="SMILES")):
+        assert result.index.tolist() == [7, 3, 5]
+        assert result["smiles"].tolist() == frame["SMILES"].tolist()
+        np.testing.assert_array_equal(result[predictor.targets], expected[predictor.targets])
+
+
+@pytest.mark.parametrize(
+    ("frame", "smiles_column", "message"),
+    [
+        (pd.DataFrame({"id": [1], "name": ["CCO"]}), None, "no column named 'smiles'"),
+        (pd.DataFrame({"smiles": ["C"], "Smiles": ["O"]}), None, "several SMILES columns"),
+        (pd.DataFrame({"smiles": ["C"]}), "mol", "no column 'mol'"),
+        (pd.DataFrame([["C", "O"]], columns=["s", "s"]), "s", "several columns named 's'"),
+    ],
+)
+def test_a_dataframe_without_one_clear_smiles_column_is_refused(
+    predictor: Predictor, frame: pd.DataFrame, smiles_column: str | None, message: str
+) -> None:
+    with pytest.raises(PredictorError, match=message):
+        predictor.predict(frame, smiles_column=smiles_column)
+
+
+def test_smiles_column_is_only_for_a_dataframe(predictor: Predictor) -> None:
+    with pytest.raises(PredictorError, match="applies to a DataFrame"):
+        predictor.predict(["CCO"], smiles_column="smiles")
+
+
+@pytest.mark.parametrize(
+    "container",
+    [list, tuple, np.array, lambda items: (item for item in items), pd.Index, pd.array],
+)
+def test_ordered_containers_of_strings_agree(predictor: Predictor, container) -> None:
+    smiles = ["OC1COC1", "CCO", "C1CC", "c1ccccc1"]
+    result = predictor.predict(container(smiles))
+    expected = predictor.predict(smiles)
+    assert result["smiles"].tolist() == smiles
+    np.testing.assert_array_equal(result[predictor.targets], expected[predictor.targets])
+
+
+@pytest.mark.parametrize(
+    "bad", [{"CCO", "CC"}, frozenset({"CCO"}), np.array([["CCO"]]), bytearray(b"C")]
+)
+def test_unordered_or_multidimensional_input_is_refused(predictor: Predictor, bad: object) -> None:
+    with pytest.raises(TypeError, match="smiles must be"):
+        predictor.predict(bad)
+
+
+def test_non_string_items_are_invalid_rows_in_place(predictor: Predictor) -> None:
+    items = ["CCO", 5, b"CCO", pd.NaT, np.float32("nan"), ["C"], "OC1COC1"]
+    result = predictor.predict(pd.Series(items, index=list("abcdefg")))
+    assert result.index.tolist() == list("abcdefg")
+    assert result["valid"].tolist() == [True, False, False, False, False, False, True]
+    assert result["error"].tolist()[1:3] == [
+        "SMILES must be a string, got int 5",
+        "SMILES must be a string, got bytes b'CCO'",
+    ]
+    assert result["error"].tolist()[3:5] == ["empty SMILES", "empty SMILES"]
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"batch_size": 10**9}, "batch_size must be an integer from 1 to 100,000"),
+        ({"batch_size": 0}, "batch_size must be an integer"),
+        ({"chunk_size": 10**8}, "chunk_size must be an integer from 1 to 1,000,000"),
+        ({"chunk_size": 2.5}, "chunk_size must be an integer"),
+        ({"n_jobs": 99_999}, "n_jobs must be an integer from 1 to 1024"),
+        ({"n_jobs": 0}, "n_jobs must be an integer"),
+        ({"n_jobs": -5}, "n_jobs must be an integer"),
+        ({"device": "meta"}, "not supported for prediction"),
+        ({"device": "mps"}, "not supported for prediction"),
+        ({"device": "cuda:banana"}, "unknown device"),
+    ],
+)
+def test_absurd_settings_are_refused_before_any_model_is_read(
+    tmp_path: Path, options: dict, message: str
+) -> None:
+    # the run directory does not exist: the setting must be refused first
+    with pytest.raises(PredictorError, match=message):
+        Predictor.load(tmp_path / "no-such-run", **options)
+
+
+def test_every_way_of_writing_a_molecule_gets_identical_predictions(predictor: Predictor) -> None:
+    from rdkit import Chem
+
+    for smiles in ["CC(=O)Oc1ccccc1C(=O)O", "C[C@H](N)C(=O)O", "OC1COC1", "N#CC(F)(F)F"]:
+        variants = list(
+            dict.fromkeys(Chem.MolToRandomSmilesVect(Chem.MolFromSmiles(smiles), 12, randomSeed=7))
+        )
+        assert len(variants) > 3
+        together = predictor.predict(variants)[predictor.targets].to_numpy()
+        alone = np.vstack([predictor.predict(v)[predictor.targets].to_numpy() for v in variants])
+        assert (together == together[0]).all(), smiles
+        assert (alone == alone[0]).all(), smiles
+
+
+ITEMS = st.one_of(
+    st.sampled_from(["CCO", "c1ccccc1", "OC1COC1", "N#CC(F)(F)F", "C1CC", "", "[Na+].[Cl-]"]),
+    st.text(st.characters(codec=None), max_size=12),  # lone surrogates, NUL, any script
+    st.none(),
+    st.integers(),
+    st.floats(),
+)
+
+
+@pytest.fixture(scope="module")
+def chunked(run_dir: Path) -> dict[int, Predictor]:
+    """Predictors that featurize 1 to 4 molecules at a time: rows cross chunk borders."""
+    return {size: Predictor.load(run_dir, device="cpu", chunk_size=size) for size in range(1, 5)}
+
+
+@settings(max_examples=20, deadline=None, derandomize=True, database=None)
+@given(items=st.lists(ITEMS, max_size=10), chunk_size=st.integers(1, 4))
+def test_rows_stay_aligned_whatever_the_items(
+    chunked: dict[int, Predictor], items: list[object], chunk_size: int
+) -> None:
+    predictor = chunked[chunk_size]
+    index = pd.Index([f"row{i}" for i in range(len(items))])
+    result = predictor.predict(pd.Series(items, index=index, dtype=object))
+    assert result.index.equals(index)
+    for position, item in enumerate(items):
+        alone = predictor.predict([item])
+        assert result["valid"].iloc[position] == alone["valid"].iloc[0]
+        assert result["error"].iloc[position] == alone["error"].iloc[0]
+        np.testing.assert_allclose(
+            result[predictor.targets].iloc[position], alone[predictor.targets].iloc[0], rtol=1e-5
+        )

@@ -96,6 +96,8 @@ def test_unreadable_stored_domain_names_the_file(fresh_run_dir: Path) -> None:
     config_path = fresh_run_dir / "config.json"
     config = json.loads(config_path.read_text())
     config["domain"] = {"format": 1, "reference": "training"}
+    # as a run directory written before the settings checksums (those refuse any edit first)
+    config.pop("settings_sha256", None)
     config_path.write_text(json.dumps(config))
     with pytest.raises(RunDirError, match=r"config\.json: invalid 'domain'.*lacks"):
         Predictor.load(fresh_run_dir, device="cpu")
@@ -111,3 +113,30 @@ def test_one_domain_per_model(run_dir: Path) -> None:
             predictor.units,
             domains=[CHLORIDES, BROMIDES],
         )
+
+
+#: valid molecules of QM9's elements and size that QM9 has no example of: each must be flagged
+UNSEEN_KINDS = {
+    "[CH3]": "radical",
+    "C[CH2]": "radical",
+    "C[O]": "radical",
+    "[13CH4]": "isotope",
+    "[2H]C": "isotope",
+    "OC([2H])([2H])C": "isotope",
+    "CC.O": "fragments",
+    "C.C": "fragments",
+    "[NH4+].[OH-]": "fragments",
+}
+
+
+@pytest.mark.parametrize("stored", [True, False], ids=["stored-domain", "qm9-fallback"])
+def test_radicals_isotopes_and_several_fragments_are_outside(
+    make_run_dir: Callable[..., Path], run_dir: Path, stored: bool
+) -> None:
+    qm9_like = domain_of(["C", "CCO", "OC1COC1", "c1ccccc1", "N#CC(F)(F)F", "CC(=O)O"])
+    directory = make_run_dir(seed=3, domain=qm9_like) if stored else run_dir
+    frame = Predictor.load(directory, device="cpu").predict([*UNSEEN_KINDS, "CCO"])
+    assert frame["valid"].all()
+    assert frame["in_domain"].tolist() == [False] * len(UNSEEN_KINDS) + [True]
+    for note, kind in zip(frame["domain_note"], UNSEEN_KINDS.values(), strict=False):
+        assert kind.rstrip("s") in note

@@ -46,3 +46,29 @@ def make_config(qm9_csv, tmp_path):
         return TrainConfig.from_dict(settings)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def tiny_csv(tmp_path_factory) -> Path:
+    """40 QM9 molecules (SMILES and three targets): for runs that refuse, resume or evaluate."""
+    frame = pd.read_csv(QM9_CSV, nrows=400).iloc[::10]
+    path = tmp_path_factory.mktemp("tiny") / "tiny.csv"
+    frame[["smiles", *TARGETS]].to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture
+def make_tiny(make_config, tiny_csv):
+    """``make_tiny(**changes)``: ``make_config`` on the 40 molecules, one epoch, 8 wide."""
+
+    def make(**changes) -> TrainConfig:
+        model = {"encoder": "gine", "hidden_dim": 8, "n_layers": 1, "out_dim": 8}
+        return make_config(**{"data": str(tiny_csv), "epochs": 1, "model": model, **changes})
+
+    return make
+
+
+def write_csv(path: Path, frame: pd.DataFrame) -> str:
+    """Write ``frame`` to ``path`` as CSV and return the path as a string (a config's ``data``)."""
+    frame.to_csv(path, index=False)
+    return str(path)

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from molmtl.training import ConfigError, TrainConfig, available_presets
 
@@ -63,6 +65,7 @@ def test_layers_apply_in_order(tmp_path, suffix):
         ("targets", ["mu", "mu"]),
         ("n_molecules", 0),
         ("seed", -1),
+        ("seed", 2**64),
         ("reference_maes", {"mu": -1.0}),
         ("model", "mpnn"),
         ("balancer_options", [1]),
@@ -127,3 +130,86 @@ def test_switching_the_balancer_drops_the_earlier_layers_options(tmp_path):
     path = tmp_path / "options.toml"
     path.write_text('balancer = "gradvac"\n[balancer_options]\nbeta = 0.1\n')
     assert TrainConfig.load(preset="qm9-quick", path=path).balancer_options == {"beta": 0.1}
+
+
+def _alias_bomb(levels: int = 9) -> str:
+    """A YAML billion-laughs: 700-odd bytes whose aliases expand to 10**levels strings."""
+    lines = ['a0: &a0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    for level in range(1, levels):
+        refs = ",".join([f"*a{level - 1}"] * 10)
+        lines.append(f"a{level}: &a{level} [{refs}]")
+    lines.append(f"targets: *a{levels - 1}")
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [_alias_bomb(), "targets: &t [a, *t]\n"],
+    ids=["billion-laughs", "self-reference"],
+)
+def test_a_yaml_alias_bomb_is_refused_in_bounded_time_and_text(tmp_path, text):
+    path = tmp_path / "bomb.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match="expands to more than 10,000 values") as error:
+        TrainConfig.load(path=path)
+    assert len(str(error.value)) < 500
+
+
+def test_an_oversized_config_file_is_refused(tmp_path):
+    path = tmp_path / "big.toml"
+    path.write_text("# padding\n" * 200_000)
+    with pytest.raises(ConfigError, match="larger than 1,000,000 bytes"):
+        TrainConfig.load(path=path)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"targets": [["x" * 10**6]] * 10**4},
+        {"model": {"encoder": 7, "blob": "y" * 10**6}},
+        {"split_fractions": list(range(10**5))},
+        {"x" * 10**6: 1},
+        {1: 2, None: 3},  # YAML keys need not be strings
+    ],
+    ids=["targets", "model", "fractions", "long-key", "odd-keys"],
+)
+def test_error_messages_stay_short_whatever_the_value(values):
+    with pytest.raises(ConfigError) as error:
+        TrainConfig.from_dict({"split": "random", **values})
+    assert len(str(error.value)) < 1000 and "\n" not in str(error.value)
+
+
+def test_resuming_from_tampered_stored_settings_names_the_file(make_tiny, tmp_path):
+    import json
+
+    from molmtl.training import prepare_run, start
+
+    start(prepare_run(make_tiny()))
+    path = tmp_path / "run" / "config.json"
+    config = json.loads(path.read_text())
+    config.pop("settings_sha256")  # as a run written before settings checksums
+    config["train"]["batch_size"] = "big"
+    path.write_text(json.dumps(config))
+    with pytest.raises(ConfigError, match=r"cannot resume .*config.json: batch_size must be"):
+        TrainConfig.from_run(tmp_path / "run")
+
+
+_JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+_FIELDS = sorted(TrainConfig.__dataclass_fields__)
+
+
+@settings(max_examples=50, deadline=None, derandomize=True)
+@given(st.dictionaries(st.sampled_from(_FIELDS) | st.text(max_size=6), _JSON_VALUES, max_size=5))
+def test_any_table_of_settings_is_a_config_or_one_config_error(values):
+    try:
+        config = TrainConfig.from_dict(values)
+    except ConfigError as error:
+        assert "\n" not in str(error) and len(str(error)) < 1000
+    else:
+        assert TrainConfig.from_dict(config.to_dict()) == config
