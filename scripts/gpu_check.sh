@@ -20,13 +20,17 @@ if [ -z "$data" ] && [ "$device" != cpu ] && [ -d ../shared/data/qm9 ]; then
 fi
 if [ -z "$data" ]; then data=tests/fixtures/qm9; fi
 if [ "$device" = cpu ]; then  # one thread, small sizes: checks that every path runs
-    repeats=2; batch=32; methods=(ew dbmtl); molecules=300; epochs=1; predict_n=1000
+    repeats=2; batch=8; methods=(ew dbmtl); molecules=300; molecules_3d=60; epochs=1
+    predict_n=1000
     threads=(--threads 1); limit_scale=3
 else
-    repeats=30; batch=120; methods=(ew dbmtl pcgrad nashmtl); molecules=20000; epochs=3
+    repeats=30; batch=120; methods=(ew dbmtl pcgrad nashmtl); molecules=20000; molecules_3d=20000
+    epochs=3
     predict_n=100000; threads=(); limit_scale=1
 fi
-if [ "$data" = tests/fixtures/qm9 ] && [ "$molecules" -gt 1000 ]; then molecules=1000; fi
+if [ "$data" = tests/fixtures/qm9 ] && [ "$molecules" -gt 1000 ]; then
+    molecules=1000; molecules_3d=1000
+fi
 failed=0
 
 check() {  # check NAME SECONDS COMMAND...: run COMMAND under a time limit, report its outcome
@@ -58,7 +62,7 @@ for balancer in ew dbmtl; do
 done
 check "epoch vs published loop, 3D mpnn dbmtl" 150 \
     "$python" scripts/bench_train.py --device "$device" --data "$data" \
-    --n-molecules "$molecules" --encoder mpnn --featurizer 3d --balancer dbmtl --epochs "$epochs"
+    --n-molecules "$molecules_3d" --encoder mpnn --featurizer 3d --balancer dbmtl --epochs "$epochs"
 csv="$data"
 if [ -d "$data" ]; then csv="$data/qm9.csv.xz"; fi
 check "prediction throughput (shipped model)" 120 \

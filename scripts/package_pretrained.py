@@ -38,6 +38,9 @@ def main() -> None:
     parser.add_argument("run_dir", type=Path, help="a finished run directory")
     parser.add_argument("--name", default="qm9-2d-dbmtl", help="shipped model name (folder)")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads the run trained with")
+    parser.add_argument(
+        "--training-commit", default=None, help="git commit the run trained with (default: HEAD)"
+    )
     args = parser.parse_args()
     run = RunDir(args.run_dir)
     model, config = load_model(args.run_dir)
@@ -52,6 +55,7 @@ def main() -> None:
     }
     save_model(destination, model, metadata)
     card = model_card(args.name, run, config, args.threads)
+    card["software"]["commit"] = args.training_commit or card["software"]["commit"]
     atomic_write_text(destination / "card.json", json.dumps(card, indent=2) + "\n")
     write_checksums()
     write_docs_table(card)

@@ -137,6 +137,8 @@ def run_benchmark(
     log = log or (lambda line: print(line, file=sys.stderr, flush=True))
     if jobs < 1:
         raise BenchmarkError(f"jobs must be >= 1, got {jobs}")
+    if out.exists() and not out.is_dir():
+        raise BenchmarkError(f"out: {out} exists and is not a directory")
     threads = resolve_threads(threads, jobs=jobs)
     _write_manifest(out, protocol, settings or {})
     runs = plan_runs(protocol, out, methods=methods, seeds=seeds, settings=settings)

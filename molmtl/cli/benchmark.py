@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
         paths = write_report(
             args.out, args.protocol, seeds=args.seeds if args.report_only else None
         )
-    except (BenchmarkError, ConfigError, ValueError, FileNotFoundError) as error:
+    except (BenchmarkError, ConfigError, ValueError, OSError) as error:
         print(f"molmtl benchmark: error: {error}", file=sys.stderr)
         return 1
     print(paths["table"].read_text())

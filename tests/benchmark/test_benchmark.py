@@ -169,3 +169,11 @@ def test_the_report_can_be_limited_to_chosen_seeds(finished):
     assert (summary["seeds"] == 1).all()
     assert pd.read_csv(write_report(finished, seeds=[5])["summary"]).empty
     write_report(finished)
+
+
+def test_an_out_that_is_a_file_is_refused_before_any_work(tmp_path):
+    out = tmp_path / "taken"
+    out.write_text("a user's file")
+    with pytest.raises(BenchmarkError, match="exists and is not a directory"):
+        run_benchmark("smoke", out, settings=TINY)
+    assert out.read_text() == "a user's file"
