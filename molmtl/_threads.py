@@ -112,11 +112,13 @@ def threads_argument(text: str) -> int | str:
     """``argparse`` type of ``--threads``: a positive integer or ``auto``."""
     import argparse
 
+    if text == "auto":  # resolved when used: sampling the cores here would do it twice
+        return text
     try:
         resolve_threads(text)
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
-    return text if text == "auto" else int(text)
+    return int(text)
 
 
 def configure_threads(setting: int | str | None = None, *, jobs: int = 1) -> int:

@@ -26,3 +26,15 @@ def test_unknown_device_is_named():
 def test_cuda_without_cuda_says_so():
     with pytest.raises(ValueError, match="CUDA is not available"):
         resolve_device("cuda")
+
+
+@pytest.mark.parametrize("name", ["meta", "mps"])
+def test_devices_molmtl_does_not_run_on_are_named_with_their_use(name):
+    with pytest.raises(ValueError, match=f"'{name}' is not supported for prediction"):
+        resolve_device(name, use="prediction")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_a_cuda_index_without_cuda_says_so():
+    with pytest.raises(ValueError, match="CUDA is not available"):
+        resolve_device("cuda:7")

@@ -74,3 +74,8 @@ def test_the_command_line_type_explains_a_bad_value():
     assert threads_argument("auto") == "auto" and threads_argument("2") == 2
     with pytest.raises(argparse.ArgumentTypeError, match="got 0"):
         threads_argument("0")
+
+
+def test_the_command_line_type_leaves_auto_for_later(monkeypatch):
+    monkeypatch.setattr(_threads, "busy_cores", lambda: pytest.fail("sampled while parsing"))
+    assert threads_argument("auto") == "auto"

@@ -143,8 +143,8 @@ def parse_smiles(smiles: Any) -> Chem.Mol:
         )
     if len(text.split(maxsplit=1)) > 1:
         raise InvalidMoleculeError(f"SMILES {shown(smiles)} contains whitespace inside")
-    bad = next((char for char in text if not (char.isascii() and char.isprintable())), None)
-    if bad is not None:
+    if not (text.isascii() and text.isprintable()):  # one C-level pass; find the culprit only then
+        bad = next(char for char in text if not (char.isascii() and char.isprintable()))
         raise InvalidMoleculeError(
             f"SMILES {shown(smiles)} has character {bad!r} at position {text.index(bad)}, "
             "which no SMILES holds (only printable ASCII)"

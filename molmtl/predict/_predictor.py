@@ -350,19 +350,9 @@ class Predictor:
 
 def _resolve_device(device: str | torch.device | None) -> torch.device:
     try:
-        resolved = resolve_device(device)
+        return resolve_device(device, use="prediction")
     except ValueError as error:
         raise PredictorError(str(error)) from error
-    if resolved.type not in ("cpu", "cuda"):
-        raise PredictorError(
-            f"device {str(device)!r} is not supported for prediction: use 'cpu', 'cuda' or 'cuda:N'"
-        )
-    if resolved.type == "cuda" and (resolved.index or 0) >= torch.cuda.device_count():
-        raise PredictorError(
-            f"device {str(device)!r} does not exist: this machine has "
-            f"{torch.cuda.device_count()} CUDA device(s), cuda:0 to cuda:{torch.cuda.device_count() - 1}"
-        )
-    return resolved
 
 
 def _check_settings(chunk_size: int, batch_size: int | None, n_jobs: int | None) -> None:

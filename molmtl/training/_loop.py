@@ -152,16 +152,8 @@ def compile_model(model: torch.nn.Module) -> Callable[[GraphBatch], Tensor]:
 
 
 def resolve_device(name: str) -> torch.device:
-    """``"auto"`` → CUDA when available, else CPU; anything else as ``torch.device``."""
+    """``"auto"`` → CUDA when available, else CPU; a CPU or existing CUDA device by name."""
     try:
-        device = _device.resolve_device(name)
+        return _device.resolve_device(name, use="training")
     except ValueError as error:
         raise ConfigError(f"device: {error}") from error
-    if device.type not in ("cpu", "cuda"):
-        raise ConfigError(f"device: molmtl trains on 'cpu' or 'cuda' devices, not {name!r}")
-    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
-        raise ConfigError(
-            f"device: {name!r} asked for, but this machine has {torch.cuda.device_count()} "
-            "CUDA device(s)"
-        )
-    return device
