@@ -170,10 +170,17 @@ def _sigterm_as_exit() -> Iterator[None]:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
+class Terminated(SystemExit):
+    """SIGTERM arrived. A ``SystemExit`` with the default action's status (143), so no
+    ``except Exception`` swallows it and every ``finally`` on the way out runs."""
+
+    def __init__(self) -> None:
+        super().__init__(128 + signal.SIGTERM)
+
+
 def exit_on_sigterm(signum: int, frame: object) -> None:
-    """SIGTERM handler: exit as the default action would (status 143), but through
-    ``SystemExit``, so ``finally`` clauses and context managers clean up first."""
-    raise SystemExit(128 + signum)
+    """SIGTERM handler: raise :class:`Terminated`, so clean-up runs before the exit."""
+    raise Terminated
 
 
 def atomic_write_text(path: Path, text: str) -> None:

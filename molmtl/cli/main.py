@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from importlib import import_module
 
 from molmtl._version import __version__
+from molmtl.rundir import Terminated, exit_on_sigterm
 
 #: command → (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -62,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         except KeyboardInterrupt:
             print("molmtl: interrupted", file=sys.stderr)
             return 128 + signal.SIGINT
-        except _Terminated:
+        except Terminated:
             print("molmtl: terminated", file=sys.stderr)
             return 128 + signal.SIGTERM
         except BrokenPipeError:
@@ -88,23 +89,15 @@ def _run(argv: list[str]) -> int:
     return int(module.run(parser.parse_args(argv[1:])) or 0)
 
 
-class _Terminated(BaseException):
-    """SIGTERM arrived: a BaseException, so no ``except Exception`` swallows it, and every
-    ``finally`` on the way out runs (temporary files are removed)."""
-
-
-def _raise_terminated(signum: int, frame: object) -> None:
-    raise _Terminated
-
-
 @contextmanager
 def _sigterm_raises() -> Iterator[None]:
-    """SIGTERM raises :class:`_Terminated` inside the block (main thread only; the previous
-    handler is restored after, for callers such as tests that run :func:`main` in-process)."""
+    """SIGTERM raises :class:`~molmtl.rundir.Terminated` inside the block (main thread only;
+    the previous handler is restored after, for callers such as tests that run :func:`main`
+    in-process)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    previous = signal.signal(signal.SIGTERM, exit_on_sigterm)
     try:
         yield
     finally:
