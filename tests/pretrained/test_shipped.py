@@ -81,7 +81,8 @@ def test_default_predicts_the_eleven_qm9_properties_row_aligned(predictor):
     written = predictor.predict(["CCO", "c1ccccc1"])[QM9_TARGETS].to_numpy()
     rewritten = predictor.predict(["OCC", "C1=CC=CC=C1"])[QM9_TARGETS].to_numpy()
     np.testing.assert_array_equal(written, rewritten)
-    np.testing.assert_allclose(written, values[[0, 2]], rtol=1e-5)
+    # another batch make-up changes float sums: ~1e-7 relative, so also an absolute floor
+    np.testing.assert_allclose(written, values[[0, 2]], rtol=1e-5, atol=1e-5)
 
 
 def test_predictions_are_physically_plausible(predictor):
